@@ -1,0 +1,8 @@
+//! Chronik's decisions as pure state machines.
+//!
+//! Every module here follows one contract: events in, actions out, no IO, no
+//! clock reads, no threads, no unseeded randomness. Drivers (`io-tokio`,
+//! `io-sync`) perform the actions; the conformance suite replays and simulates.
+
+pub mod multiraft;
+pub mod raft;
