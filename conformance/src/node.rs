@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use proto_core::raft::{
-    Action, Config, ConfigError, Entry, Event, HardState, Membership, Message, Payload, PersistWrite, Raft,
-    Refused, Restored, Snapshot,
+    Action, Config, ConfigError, Entry, Event, HardState, Membership, Message, Payload,
+    PersistWrite, Raft, Refused, Restored, Snapshot,
 };
 
 /// What survives a crash.
@@ -124,7 +124,9 @@ impl Node {
     pub fn persist(&mut self, n: usize) {
         let mut last = None;
         for _ in 0..n {
-            let Some(w) = self.unpersisted.pop_front() else { break };
+            let Some(w) = self.unpersisted.pop_front() else {
+                break;
+            };
             self.disk.apply(&w);
             last = Some(w.seq);
         }

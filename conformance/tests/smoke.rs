@@ -4,7 +4,13 @@ use proto_core::raft::{Config, Event, NodeId, Restored, Role};
 
 fn cluster(n: u64) -> Vec<Node> {
     (1..=n)
-        .map(|id| Node::new(Config::new(NodeId(id)), Restored::fresh((1..=n).map(NodeId))).unwrap())
+        .map(|id| {
+            Node::new(
+                Config::new(NodeId(id)),
+                Restored::fresh((1..=n).map(NodeId)),
+            )
+            .unwrap()
+        })
         .collect()
 }
 
@@ -36,10 +42,18 @@ fn three_nodes_elect_and_replicate() {
     nodes[0].step(Event::Campaign).unwrap();
     stabilize(&mut nodes);
     assert_eq!(nodes[0].raft.role(), Role::Leader);
-    nodes[0].step(Event::Propose(vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")])).unwrap();
+    nodes[0]
+        .step(Event::Propose(vec![
+            Bytes::from_static(b"a"),
+            Bytes::from_static(b"b"),
+        ]))
+        .unwrap();
     stabilize(&mut nodes);
     for n in &nodes {
-        assert_eq!(n.applied, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        assert_eq!(
+            n.applied,
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+        );
     }
     // ticks drive heartbeats and keep the leader
     for _ in 0..50 {

@@ -6,6 +6,9 @@ use super::{Message, MessageBody, NodeId, Raft, Role, Term};
 impl Raft {
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_ticks {
+            self.unknown_lease = false;
+        }
         if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
             self.election_elapsed = 0;
             self.campaign(self.cfg.pre_vote, false);
@@ -16,7 +19,7 @@ impl Raft {
     /// does, it refuses to help anyone else become leader (CheckQuorum's lease).
     fn in_lease(&self) -> bool {
         self.cfg.check_quorum
-            && self.leader.is_some()
+            && (self.leader.is_some() || self.unknown_lease)
             && (self.quiesced || self.election_elapsed < self.cfg.election_ticks)
     }
 
@@ -31,6 +34,7 @@ impl Raft {
         self.transfer_to = None;
         self.votes.clear();
         self.leader = None;
+        self.unknown_lease = false;
         self.reset_timers();
         let last = self.log.last_id();
         let voters: Vec<NodeId> = self
@@ -101,9 +105,11 @@ impl Raft {
                 | MessageBody::Vote {
                     transfer: false, ..
                 } if self.in_lease() => {
-                    if self.role == Role::Leader {
-                        // The requester misses our heartbeats (perhaps it missed the
-                        // quiesce notice): remind it who leads.
+                    // A member missing our heartbeats (perhaps it missed the quiesce
+                    // notice) is reminded who leads. Not a removed node: its answer
+                    // would carry its higher term and depose us, the very disruption
+                    // the lease prevents.
+                    if self.role == Role::Leader && self.progress.contains_key(&m.from) {
                         self.send_heartbeat(m.from, false);
                     }
                     return false;

@@ -193,7 +193,7 @@ impl fmt::Display for Action {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     /// Only the leader accepts this; `leader` is who to ask instead.
-    #[error("not the leader (leader is {leader:?})")]
+    #[error("not the leader (leader is {})", leader.map_or_else(|| "unknown".to_string(), |l| l.to_string()))]
     NotLeader {
         /// The known leader, if any.
         leader: Option<NodeId>,

@@ -28,9 +28,8 @@ impl Raft {
         self.reads.reset();
         // No membership change until this term's first entry is applied: a change
         // proposed earlier might overlap an unknown change of a previous term.
-        self.pending_conf_index = self.log.last_index();
         self.append_entries(vec![Payload::Noop]);
-        self.broadcast_append();
+        self.pending_conf_index = self.log.last_index();
     }
 
     pub(super) fn tick_leader(&mut self) {
@@ -88,8 +87,7 @@ impl Raft {
         if data.is_empty() {
             return Ok(());
         }
-        self.append_entries(data.into_iter().map(Payload::Normal).collect());
-        self.broadcast_append();
+        self.append_proposal(data.into_iter().map(Payload::Normal).collect());
         Ok(())
     }
 
@@ -99,13 +97,17 @@ impl Raft {
             return Err(Refused::ConfChangePending);
         }
         self.validate_conf_change(cc)?;
-        self.append_entries(vec![Payload::ConfChange(cc)]);
+        let membership = self.membership.changed(cc);
+        self.append_proposal(vec![Payload::ConfChange {
+            change: cc,
+            membership,
+        }]);
         self.pending_conf_index = self.log.last_index();
-        self.broadcast_append();
         Ok(())
     }
 
-    /// Appends entries of this term to the leader's own log.
+    /// Appends entries of this term to the leader's own log and starts
+    /// replicating them.
     fn append_entries(&mut self, payloads: Vec<Payload>) {
         let first = self.log.last_index().next();
         for payload in payloads {
@@ -117,14 +119,18 @@ impl Raft {
             });
         }
         self.mark_unwritten(first);
+        self.broadcast_append();
+    }
+
+    /// Appends a client's entries and tells the caller where they landed.
+    fn append_proposal(&mut self, payloads: Vec<Payload>) {
+        let first = self.log.last_index().next();
+        self.append_entries(payloads);
         self.actions.push(Action::Proposed {
             term: self.term,
             first,
             last: self.log.last_index(),
         });
-        if self.progress.is_empty() {
-            self.maybe_commit();
-        }
     }
 
     /// Sends `to` the next append if flow control allows; returns whether it did.
@@ -188,6 +194,36 @@ impl Raft {
         {
             self.send_append(to, true);
         }
+    }
+
+    /// Sends an empty append at `next`, ignoring the in-flight window. A follower
+    /// that stayed behind for a whole heartbeat interval while nothing new could
+    /// be sent has probably lost the appends in flight; it rejects a `prev` it
+    /// lacks, which turns it back to probing.
+    fn send_empty_append(&mut self, to: NodeId) {
+        let Some(pr) = self.progress.get(&to) else {
+            return;
+        };
+        let prev_index = pr.next.prev();
+        let Some(prev_term) = self.log.term(prev_index) else {
+            // What was in flight has been compacted away since: only a snapshot
+            // can move this follower on now.
+            self.start_snapshot(to);
+            return;
+        };
+        let commit = self.log.commit();
+        let prev = LogId {
+            term: prev_term,
+            index: prev_index,
+        };
+        self.send(
+            to,
+            MessageBody::Append {
+                prev,
+                entries: Vec::new(),
+                commit,
+            },
+        );
     }
 
     pub(super) fn broadcast_append(&mut self) {
@@ -298,6 +334,9 @@ impl Raft {
                     return;
                 };
                 if pr.maybe_decrease_to(index, probe_to) {
+                    if pr.state == ReplicationState::Replicate {
+                        pr.become_probe();
+                    }
                     self.send_append(from, true);
                 }
             }
@@ -361,12 +400,18 @@ impl Raft {
         if let ReplicationState::Probe { paused } = &mut pr.state {
             *paused = false;
         }
+        let stalled = pr.matched == pr.matched_at_heartbeat;
+        pr.matched_at_heartbeat = pr.matched;
         let resend_snapshot = matches!(pr.state, ReplicationState::Snapshot { .. });
         let behind = pr.matched < self.log.last_index();
         if resend_snapshot {
             self.send_snapshot_chunk(from);
         } else if behind {
+            let before = self.actions.len();
             self.maybe_send_append(from);
+            if self.actions.len() == before && stalled {
+                self.send_empty_append(from);
+            }
         }
         self.release_acknowledged_reads();
     }
@@ -439,7 +484,11 @@ impl Raft {
             return;
         };
         pr.recent_active = true;
-        let ReplicationState::Snapshot { index, .. } = pr.state else {
+        let ReplicationState::Snapshot {
+            index,
+            acked_offset,
+        } = pr.state
+        else {
             return;
         };
         if index != last.index {
@@ -450,7 +499,10 @@ impl Raft {
             pr.become_probe();
             pr.become_replicate();
             self.maybe_send_append(from);
-        } else {
+        } else if next_offset != acked_offset {
+            // Only an answer that moves the follower's position asks for another
+            // chunk. A duplicate or stale answer (to a chunk a heartbeat resent)
+            // would start a second stream of chunks, and streams would multiply.
             pr.state = ReplicationState::Snapshot {
                 index,
                 acked_offset: next_offset,
@@ -472,6 +524,7 @@ impl Raft {
             return Err(Refused::NotAVoter(to));
         }
         self.transfer_to = Some(to);
+        self.reads.lease_revoked = true;
         // The transfer is abandoned if it has not happened within an election timeout.
         self.election_elapsed = 0;
         if self

@@ -109,35 +109,41 @@ impl RaftLog {
     /// Entries from `from` on, stopping once `max_bytes` is reached (at least one
     /// entry is returned if any exists). `None` if `from` was compacted away.
     pub fn entries_from(&self, from: LogIndex, max_bytes: usize) -> Option<Vec<Entry>> {
-        if from < self.first_index() {
+        let first = self.first_index();
+        if from < first {
             return None;
         }
-        let mut out = Vec::new();
+        // Count first, then clone into an exact-size vector: this is the
+        // leader's replication hot path.
+        let start = ((from.0 - first.0) as usize).min(self.entries.len());
+        let mut count = 0;
         let mut bytes = 0;
-        let mut index = from;
-        while let Some(e) = self.entry(index) {
+        for e in self.entries.range(start..) {
             bytes += e.size();
-            if !out.is_empty() && bytes > max_bytes {
+            if count > 0 && bytes > max_bytes {
                 break;
             }
-            out.push(e.clone());
-            index = index.next();
+            count += 1;
         }
-        Some(out)
+        Some(self.entries.range(start..start + count).cloned().collect())
     }
 
     /// Entries in `(after, upto]`, for applying.
     pub fn slice(&self, after: LogIndex, upto: LogIndex) -> Vec<Entry> {
-        let mut out = Vec::new();
-        let mut index = after.next().max(self.first_index());
-        while index <= upto {
-            match self.entry(index) {
-                Some(e) => out.push(e.clone()),
-                None => break,
-            }
-            index = index.next();
+        let first = self.first_index();
+        let start = after.next().max(first);
+        if start > upto {
+            return Vec::new();
         }
-        out
+        // Entries are contiguous: the held part of (after, upto] is one range,
+        // cloned into an exact-size vector (writes and applies on the hot path).
+        let len = self.entries.len();
+        let from = ((start.0 - first.0) as usize).min(len);
+        let to = ((upto.0 - first.0) as usize).saturating_add(1).min(len);
+        if from >= to {
+            return Vec::new();
+        }
+        self.entries.range(from..to).cloned().collect()
     }
 
     /// Appends entries at the leader; they must follow the last index.

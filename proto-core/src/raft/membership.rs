@@ -39,26 +39,16 @@ impl Raft {
 
     /// Applies a membership change when its entry is applied. Idempotent per index,
     /// so replaying the log after a restart changes nothing twice.
-    pub(super) fn apply_conf_change(&mut self, index: LogIndex, cc: ConfChange) {
+    pub(super) fn apply_conf_change(
+        &mut self,
+        index: LogIndex,
+        cc: ConfChange,
+        membership: Membership,
+    ) {
         if index <= self.membership_index {
             return;
         }
-        match cc {
-            ConfChange::AddLearner(n) => {
-                if !self.membership.voters.contains(&n) {
-                    self.membership.learners.insert(n);
-                }
-            }
-            ConfChange::PromoteLearner(n) => {
-                if self.membership.learners.remove(&n) {
-                    self.membership.voters.insert(n);
-                }
-            }
-            ConfChange::RemoveNode(n) => {
-                self.membership.voters.remove(&n);
-                self.membership.learners.remove(&n);
-            }
-        }
+        self.membership = membership;
         self.membership_index = index;
         self.membership_history
             .push((index, self.membership.clone()));
@@ -101,8 +91,8 @@ impl Raft {
     pub(super) fn apply_durable_conf_changes(&mut self) {
         let upto = self.log.commit().min(self.log.persisted());
         for e in self.log.slice(self.log.snapshot_last().index, upto) {
-            if let Payload::ConfChange(cc) = e.payload {
-                self.apply_conf_change(e.index, cc);
+            if let Payload::ConfChange { change, membership } = e.payload {
+                self.apply_conf_change(e.index, change, membership);
             }
         }
     }

@@ -16,9 +16,13 @@ mod follower;
 mod io;
 mod leader;
 mod log;
+#[cfg(test)]
+mod log_tests;
 mod membership;
 mod message;
 mod progress;
+#[cfg(test)]
+mod progress_tests;
 mod reads;
 mod types;
 pub mod wire;
@@ -52,8 +56,10 @@ pub struct Restored {
     pub snapshot: Option<Snapshot>,
     /// Durable entries after the snapshot.
     pub entries: Vec<Entry>,
-    /// The membership to start from when there is no snapshot: the initial voters
-    /// for a founding member, empty for a node that will be added later.
+    /// The membership to start from when there is no snapshot: the founding
+    /// voters for a founding member, empty for a node added later (it learns the
+    /// membership from the conf-change entries or the snapshot it receives, which
+    /// carry whole memberships).
     pub membership: Membership,
 }
 
@@ -64,6 +70,20 @@ impl Restored {
             membership: Membership::with_voters(voters),
             ..Restored::default()
         }
+    }
+}
+
+/// Whether an event means the group has work to do. Ticks, storage completions
+/// and heartbeat traffic do not: answers to the quiesce notice must not wake the
+/// leader that sent it.
+fn wakes(event: &Event) -> bool {
+    match event {
+        Event::Tick | Event::Persisted { .. } => false,
+        Event::Message(m) => !matches!(
+            m.body,
+            MessageBody::HeartbeatResponse { .. } | MessageBody::Heartbeat { quiesce: true, .. }
+        ),
+        _ => true,
     }
 }
 
@@ -108,6 +128,9 @@ pub struct Raft {
     /// Ticks since start; the leader's clock for leases.
     ticks: u64,
     quiesced: bool,
+    /// Set on restart with a term: this node may have been inside a leader's lease
+    /// before it crashed, so it refuses votes for one election timeout.
+    unknown_lease: bool,
 
     next_seq: u64,
     persisted_seq: u64,
@@ -171,6 +194,7 @@ impl Raft {
             randomized_election_timeout: timeout,
             ticks: 0,
             quiesced: false,
+            unknown_lease: hard_state.term.0 > 0,
             next_seq: 1,
             persisted_seq: 0,
             pending_write: PendingWrite::default(),
@@ -192,10 +216,11 @@ impl Raft {
         Ok(raft)
     }
 
-    /// Feeds one event. On `Err` nothing changed; otherwise the resulting actions
-    /// wait in [`Raft::take_actions`].
+    /// Feeds one event. On `Err` the event itself had no effect (work already due,
+    /// such as applying entries a restart found committed, still happens). The
+    /// resulting actions wait in [`Raft::take_actions`].
     pub fn step(&mut self, event: Event) -> Result<(), Refused> {
-        if !matches!(event, Event::Tick) {
+        if wakes(&event) {
             self.wake();
         }
         let result = match event {
@@ -462,8 +487,8 @@ impl Raft {
         let entries = self.log.slice(self.log.applied, upto);
         self.log.applied = upto;
         for e in &entries {
-            if let Payload::ConfChange(cc) = e.payload {
-                self.apply_conf_change(e.index, cc);
+            if let Payload::ConfChange { change, membership } = &e.payload {
+                self.apply_conf_change(e.index, *change, membership.clone());
             }
         }
         if !entries.is_empty() {
@@ -490,6 +515,7 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.quiesced = false;
         self.progress.clear();
         self.transfer_to = None;
         self.votes.clear();

@@ -91,6 +91,10 @@ pub struct Progress {
     pub sent_commit: LogIndex,
     /// Highest heartbeat round acknowledged (read index and leases).
     pub acked_round: u64,
+    /// `matched` when the previous heartbeat answer arrived: if it has not moved
+    /// for a whole heartbeat interval while the follower is behind, the appends in
+    /// flight are presumed lost.
+    pub matched_at_heartbeat: LogIndex,
 }
 
 impl Progress {
@@ -104,6 +108,7 @@ impl Progress {
             recent_active: false,
             sent_commit: LogIndex(0),
             acked_round: 0,
+            matched_at_heartbeat: LogIndex(0),
         }
     }
 

@@ -28,6 +28,10 @@ pub(super) struct ReadState {
     waiting_for_commit: Vec<(u64, Option<NodeId>)>,
     /// Reads this follower forwarded to the leader.
     forwarded: Vec<u64>,
+    /// Set when this leader starts a leadership transfer: the target's election
+    /// overrides the followers' leases, so a new leader may exist while ours
+    /// still looks valid. Cleared only by a new leadership.
+    pub(super) lease_revoked: bool,
 }
 
 impl ReadState {
@@ -169,6 +173,9 @@ impl Raft {
         else {
             return false;
         };
+        if self.reads.lease_revoked {
+            return false;
+        }
         let Some(sent) = self.reads.sent_at(self.quorum_acked_round()) else {
             return false;
         };

@@ -124,8 +124,15 @@ pub enum Payload {
     Noop,
     /// Application data.
     Normal(Bytes),
-    /// A membership change.
-    ConfChange(ConfChange),
+    /// A membership change, with the membership it results in. Carrying the whole
+    /// result (not just the change) lets a node that joined later, and never saw
+    /// the founding membership, learn every voter from the log alone.
+    ConfChange {
+        /// What changed.
+        change: ConfChange,
+        /// The membership once the change applies.
+        membership: Membership,
+    },
 }
 
 /// A Raft log entry.
@@ -153,7 +160,10 @@ impl Entry {
         const HEADER: usize = 24;
         match &self.payload {
             Payload::Normal(data) => HEADER + data.len(),
-            Payload::Noop | Payload::ConfChange(_) => HEADER,
+            Payload::Noop => HEADER,
+            Payload::ConfChange { membership, .. } => {
+                HEADER + 8 * (membership.voters.len() + membership.learners.len())
+            }
         }
     }
 }
@@ -164,7 +174,7 @@ impl fmt::Display for Entry {
         match &self.payload {
             Payload::Noop => write!(f, "noop"),
             Payload::Normal(data) => write!(f, "{:?}", String::from_utf8_lossy(data)),
-            Payload::ConfChange(cc) => write!(f, "conf({cc})"),
+            Payload::ConfChange { change, .. } => write!(f, "conf({change})"),
         }
     }
 }
@@ -214,6 +224,29 @@ impl Membership {
     /// Whether `id` is a voter or a learner.
     pub fn contains(&self, id: NodeId) -> bool {
         self.voters.contains(&id) || self.learners.contains(&id)
+    }
+
+    /// The membership after `change`. Changes are validated before they are
+    /// proposed; an impossible one leaves the membership as it is.
+    pub fn changed(&self, change: ConfChange) -> Membership {
+        let mut m = self.clone();
+        match change {
+            ConfChange::AddLearner(n) => {
+                if !m.voters.contains(&n) {
+                    m.learners.insert(n);
+                }
+            }
+            ConfChange::PromoteLearner(n) => {
+                if m.learners.remove(&n) {
+                    m.voters.insert(n);
+                }
+            }
+            ConfChange::RemoveNode(n) => {
+                m.voters.remove(&n);
+                m.learners.remove(&n);
+            }
+        }
+        m
     }
 
     /// How many votes or acknowledgements make a majority of the voters.

@@ -42,7 +42,8 @@ pub fn decode_hard_state(bytes: &[u8]) -> Result<HardState, DecodeError> {
     decode(bytes)
 }
 
-fn encode<T>(value: &T) -> Vec<u8>
+/// Shared by every wire type, so they all encode the same way.
+pub(crate) fn encode<T>(value: &T) -> Vec<u8>
 where
     T: for<'a> rkyv::Serialize<
         rkyv::api::high::HighSerializer<
@@ -59,7 +60,8 @@ where
     }
 }
 
-fn decode<T>(bytes: &[u8]) -> Result<T, DecodeError>
+/// Shared by every wire type, so they all encode the same way.
+pub(crate) fn decode<T>(bytes: &[u8]) -> Result<T, DecodeError>
 where
     T: rkyv::Archive,
     T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, RkyvError>>

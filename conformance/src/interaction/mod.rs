@@ -1,0 +1,102 @@
+//! etcd-style interaction traces: scripted scenarios against a small in-memory
+//! cluster, rendered as one stable transcript per trace.
+//!
+//! A trace file is a list of stanzas separated by blank lines; each stanza is
+//! `#` comments followed by one or more command lines. [`run`] executes the
+//! commands in order and renders every command with its output like etcd's
+//! datadriven files (`command`, `----`, output, blank line). The tests compare
+//! the transcript with an insta snapshot, so trace files hold no expected output.
+//!
+//! Nothing happens behind the trace's back: messages wait in one network queue
+//! until `deliver` or `stabilize` moves them, writes wait in each node's disk
+//! queue until `persist` or `stabilize` makes them durable, and time moves only
+//! with `tick`. Election timeouts are randomized from a fixed per-node seed, so
+//! every run prints the same bytes.
+//!
+//! Commands (ids are node ids; `[..]` is optional):
+//!
+//! - `add-nodes N [voters=(1,2,3)] [learners=(4)] [prevote=B] [checkquorum=B]
+//!   [lease-drift=K] [quiesce=B] [election=T] [heartbeat=T] [max-inflight=N]
+//!   [max-inflight-bytes=N] [max-msg-bytes=N] [chunk=N] [catchup-lag=N]`: adds N
+//!   nodes numbered after the existing ones. Without `voters=` the new nodes are
+//!   the voters. A node that joins later gets the group's founding voters (e.g.
+//!   `voters=(1,2,3)`), which it is not part of, as `Restored` requires;
+//!   `voters=()` starts it with no membership at all.
+//!   Defaults are `Config::new`'s (PreVote and CheckQuorum on).
+//! - `campaign ID`, `unquiesce ID`, `transfer-leader FROM TO`, `read-index ID CTX`,
+//!   `unreachable ID PEER`, `propose ID DATA...`,
+//!   `propose-conf-change ID add-learner|promote|remove N`: one event.
+//! - `tick ID... [n=K]`: K ticks on each node. `tick-election ID`: ticks until the
+//!   node's role or term changes.
+//! - `persist ID [n=K]`: makes the oldest K (default all) pending writes durable.
+//! - `deliver [from=A] [to=B] [type=Kind] [n=K] [drop=true]`: delivers (or drops)
+//!   the queued messages that match, oldest first. `Kind` is the message name
+//!   as printed (`Append`, `HeartbeatResponse`, ...).
+//! - `stabilize [ID...]`: persists and delivers until nothing moves, printing
+//!   `> N handling actions` (writes made durable) and `> N receiving messages`.
+//! - `crash ID`: loses unsynced writes and restarts from the disk.
+//! - `restore ID [term=T] [vote=V] [commit=K] log=(1,1,4)`: replaces the node's
+//!   disk with entries of those terms (from index 1) and restarts it; how
+//!   traces build the divergent logs of the Raft paper's figures.
+//! - `compact ID`: snapshots the state machine at the applied index.
+//! - `partition 1 / 2 3`, `isolate ID`, `heal`: cut and restore links.
+//! - `status ID`, `raft-log ID`, `raft-state`, `state-machine ID`, `network`: print state.
+//!
+//! After every command the environment checks safety (one leader per term,
+//! committed entries agree, state machines are prefixes of one another) and
+//! prints `!! INVARIANT VIOLATED` lines if not.
+
+mod commands;
+mod env;
+mod parse;
+mod render;
+
+pub use env::Env;
+pub use parse::{parse, Command, Stanza};
+
+/// A trace that cannot run: a malformed or unknown command. (A Raft refusal is
+/// not an error; it is printed as `error: <reason>`.)
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {msg}")]
+pub struct CommandError {
+    /// 1-based line in the trace file.
+    pub line: usize,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl CommandError {
+    /// An error at `line`.
+    pub fn new(line: usize, msg: impl Into<String>) -> CommandError {
+        CommandError {
+            line,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Runs a trace file and returns its transcript.
+pub fn run(text: &str) -> Result<String, CommandError> {
+    let mut env = Env::new();
+    let mut transcript = String::new();
+    for (i, stanza) in parse(text)?.iter().enumerate() {
+        if i > 0 {
+            transcript.push('\n');
+        }
+        for c in &stanza.comments {
+            transcript.push_str(c);
+            transcript.push('\n');
+        }
+        for (j, cmd) in stanza.commands.iter().enumerate() {
+            if j > 0 {
+                transcript.push('\n');
+            }
+            commands::run(&mut env, cmd)?;
+            env.check_invariants();
+            transcript.push_str(&cmd.text);
+            transcript.push_str("\n----\n");
+            env.take_output(&mut transcript);
+        }
+    }
+    Ok(transcript)
+}
