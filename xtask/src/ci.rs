@@ -23,7 +23,7 @@ const RUST_COMPONENTS: &[(&str, &str)] = &[("fmt", "rustfmt"), ("clippy", "clipp
 
 /// The simulator seeds CI runs: enough to cover the fault schedules, cheap enough
 /// for every push.
-const CI_SIM_SEEDS: &str = "300";
+const CI_SIM_SEEDS: &str = "1000";
 
 /// One command CI runs.
 struct Step {
