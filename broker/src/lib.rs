@@ -1,8 +1,13 @@
-//! The Chronik broker (empty today).
-//!
-//! It will hold the `chronik` binary: the Kafka wire protocol (codecs from the
-//! `kafka-protocol` crate), request handling as a sans-IO layer over proto-core,
-//! configuration, metrics, the admin HTTP endpoint and the CLI.
-//!
-//! Built by the "single-node broker" issue; the "3-node cluster" issue then runs it
-//! replicated. There is no binary yet, so nothing can be mistaken for a working broker.
+//! The Chronik broker: the Kafka wire protocol, request handling as a sans-IO
+//! layer over proto-core, configuration, metrics and the admin endpoint. The
+//! `chronik` binary runs it on either driver.
+
+pub mod admin;
+pub mod config;
+pub mod disk_store;
+pub mod metrics;
+pub mod node;
+pub mod protocol;
+pub mod serve;
+pub mod server;
+pub mod store;

@@ -1,9 +1,17 @@
-//! The blocking driver for Chronik's proto-core (empty today).
+//! The blocking driver, and what both drivers share.
 //!
-//! It will hold a `mio` poll loop with worker threads and `crossbeam` channels that
-//! turn sockets, timers and disk completions into proto-core events and perform the
-//! actions that come back, plus the blocking disk layer both drivers share: segment
-//! files, fsync and group commit. It decides nothing; proto-core does.
+//! - [`frame`]: cutting a Kafka byte stream into request frames, with the
+//!   size prefix checked before anything is buffered for it.
+//! - [`host`]: the contract between a driver and the application it runs (the
+//!   broker), and the node loop thread that feeds it events one at a time.
+//! - [`net`]: the blocking network driver: one `mio` poll thread for every
+//!   socket, handing frames to the node loop over `crossbeam` channels.
+//! - [`disk`]: the blocking disk layer both drivers use: segment files,
+//!   indexes, fsync and group commit.
 //!
-//! Built by the "single-node broker" issue. Until then this crate is deliberately
-//! empty rather than a stub that pretends to work.
+//! It decides nothing: the host (and below it proto-core) does.
+
+pub mod disk;
+pub mod frame;
+pub mod host;
+pub mod net;

@@ -6,3 +6,4 @@
 
 pub mod multiraft;
 pub mod raft;
+pub mod storage;

@@ -5,7 +5,7 @@
 
 use rkyv::rancor::Error as RkyvError;
 
-use super::{Entry, HardState, Message};
+use super::{Entry, HardState, Message, Snapshot};
 
 /// Why bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,16 @@ pub fn encode_hard_state(hs: &HardState) -> Vec<u8> {
 
 /// Decodes and validates a hard state from the disk.
 pub fn decode_hard_state(bytes: &[u8]) -> Result<HardState, DecodeError> {
+    decode(bytes)
+}
+
+/// Encodes a snapshot (its metadata and data) for the disk.
+pub fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
+    encode(s)
+}
+
+/// Decodes and validates a snapshot from the disk.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
     decode(bytes)
 }
 

@@ -1,0 +1,455 @@
+//! The broker's storage on io-sync's disk layer.
+//!
+//! Layout under `--data-dir`:
+//!
+//! ```text
+//! .lock                     held while a process serves this directory
+//! cluster/raft.meta         the topic table
+//! topics/<topic>-<n>/       one partition: segment files (see io_sync::disk)
+//!                           and raft.meta (Raft hard state + snapshot marker)
+//! ```
+//!
+//! [`DiskStore`] is the read side the node calls directly; [`Persister`] turns
+//! the node's `Persist` outputs into group-commit jobs and hands completions
+//! back through the node loop's waker. The Raft log *is* the partition log:
+//! data entries are stored as the client's batches, Raft-only entries as
+//! control batches that take no offset.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use io_sync::disk::{
+    CommitHandle, EntryPayload, GroupCommitter, LogConfig, LogEntry, PartitionLog, RaftMetaStore,
+    SharedLog, WriteJob,
+};
+use io_sync::host::Waker;
+use proto_core::multiraft::GroupId;
+use proto_core::raft::{
+    wire, Entry, HardState, LogIndex, Payload, PersistWrite, Restored, Snapshot, Term,
+};
+
+use crate::node::topics::TopicTable;
+use crate::node::{Input, RestoredGroups};
+use crate::store::{LogSettings, LogStore, TopicPartition};
+
+/// Jobs the group committer takes per round (one fsync per log per round).
+const JOBS_PER_ROUND: usize = 4096;
+
+/// What a restart recovered: the topic table and each group's Raft state.
+pub struct Recovered {
+    /// The topic table last saved.
+    pub table: TopicTable,
+    /// Durable Raft state per group id.
+    pub groups: RestoredGroups,
+}
+
+/// A partition's durable Raft metadata, as cached in memory.
+#[derive(Clone, Debug, Default)]
+struct Meta {
+    hard_state: HardState,
+    snapshot: Option<Snapshot>,
+}
+
+impl Meta {
+    fn encode(&self) -> Vec<u8> {
+        let hs = wire::encode_hard_state(&self.hard_state);
+        let mut out = Vec::with_capacity(hs.len() + 64);
+        out.extend_from_slice(&(hs.len() as u32).to_be_bytes());
+        out.extend_from_slice(&hs);
+        if let Some(s) = &self.snapshot {
+            out.extend_from_slice(&wire::encode_snapshot(s));
+        }
+        out
+    }
+
+    fn decode(data: &[u8]) -> Result<Meta, String> {
+        let len = data
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or("raft.meta is too short")?;
+        let hs = data.get(4..4 + len).ok_or("raft.meta is truncated")?;
+        let hard_state = wire::decode_hard_state(hs).map_err(|e| e.to_string())?;
+        let rest = &data[4 + len..];
+        let snapshot = if rest.is_empty() {
+            None
+        } else {
+            Some(wire::decode_snapshot(rest).map_err(|e| e.to_string())?)
+        };
+        Ok(Meta {
+            hard_state,
+            snapshot,
+        })
+    }
+}
+
+struct Partition {
+    log: SharedLog,
+    meta: Meta,
+    meta_store: RaftMetaStore,
+}
+
+struct Inner {
+    root: PathBuf,
+    partitions: BTreeMap<TopicPartition, Partition>,
+    table_store: RaftMetaStore,
+}
+
+/// Partition storage under one data directory. Cloning shares it.
+#[derive(Clone)]
+pub struct DiskStore {
+    inner: Arc<Mutex<Inner>>,
+    /// Held for the process's lifetime: a second `chronik` on the same
+    /// directory would corrupt it.
+    _lock: Arc<File>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn log_config(s: &LogSettings) -> LogConfig {
+    LogConfig {
+        segment_bytes: s.segment_bytes,
+        segment_ms: s.segment_ms,
+        retention_bytes: s.retention_bytes,
+        retention_ms: s.retention_ms,
+        max_batch_bytes: s.max_batch_bytes,
+        ..LogConfig::default()
+    }
+}
+
+fn partition_dir(root: &Path, tp: &TopicPartition) -> PathBuf {
+    root.join("topics")
+        .join(format!("{}-{}", tp.topic, tp.partition))
+}
+
+impl DiskStore {
+    /// Opens (or creates) the data directory, recovers every partition log,
+    /// and starts the group committer whose completions wake the node loop.
+    pub fn open(
+        root: &Path,
+        sync: bool,
+        waker: Waker,
+    ) -> io::Result<(DiskStore, Persister, Recovered)> {
+        std::fs::create_dir_all(root.join("topics"))?;
+        std::fs::create_dir_all(root.join("cluster"))?;
+        let lock_file = File::create(root.join(".lock"))?;
+        lock_file.try_lock().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "another chronik process is using this data directory",
+            )
+        })?;
+        let table = match RaftMetaStore::load(&root.join("cluster"))? {
+            Some(data) => TopicTable::decode(&data).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("topic table: {e}"))
+            })?,
+            None => TopicTable::default(),
+        };
+        let mut partitions = BTreeMap::new();
+        let mut groups = RestoredGroups::new();
+        for (name, topic) in &table.topics {
+            for (p, &group) in topic.groups.iter().enumerate() {
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition: p as i32,
+                };
+                let (partition, restored) =
+                    open_partition(root, &tp, &log_config(&topic.config.log_settings()))?;
+                groups.insert(group, restored);
+                partitions.insert(tp, partition);
+            }
+        }
+        let store = DiskStore {
+            inner: Arc::new(Mutex::new(Inner {
+                table_store: RaftMetaStore::new(&root.join("cluster")),
+                root: root.to_path_buf(),
+                partitions,
+            })),
+            _lock: Arc::new(lock_file),
+        };
+        let committer = GroupCommitter::start(JOBS_PER_ROUND)?;
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let persister = Persister {
+            handle: committer.handle(),
+            committer: Some(committer),
+            store: store.clone(),
+            done_tx,
+            done_rx,
+            waker,
+            sync,
+        };
+        Ok((store, persister, Recovered { table, groups }))
+    }
+
+    fn log(&self, tp: &TopicPartition) -> Option<SharedLog> {
+        lock(&self.inner).partitions.get(tp).map(|p| p.log.clone())
+    }
+
+    /// Rolls and applies retention to every log, and never deletes what the
+    /// Raft log still needs (entries after its snapshot).
+    pub fn housekeeping(&self, wall_ms: i64) {
+        let logs: Vec<(TopicPartition, SharedLog, u64)> = lock(&self.inner)
+            .partitions
+            .iter()
+            .map(|(tp, p)| {
+                let keep = p
+                    .meta
+                    .snapshot
+                    .as_ref()
+                    .map_or(0, |s| s.meta.last.index.0 + 1);
+                (tp.clone(), p.log.clone(), keep)
+            })
+            .collect();
+        for (tp, log, keep) in logs {
+            let mut log = lock(&log);
+            if let Err(e) = log.maybe_roll(wall_ms) {
+                tracing::error!(%tp, error = %e, "rolling a segment failed");
+            }
+            match log.enforce_retention(wall_ms, keep) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(%tp, segments = n, "retention deleted segments"),
+                Err(e) => tracing::error!(%tp, error = %e, "retention failed"),
+            }
+        }
+    }
+
+    /// Bytes on disk for `tp`.
+    pub fn size_of(&self, tp: &TopicPartition) -> u64 {
+        self.log(tp).map_or(0, |l| lock(&l).size_bytes())
+    }
+}
+
+/// Opens one partition's log and reads back its Raft state.
+fn open_partition(
+    root: &Path,
+    tp: &TopicPartition,
+    cfg: &LogConfig,
+) -> io::Result<(Partition, Restored)> {
+    let dir = partition_dir(root, tp);
+    let (log, report) = PartitionLog::open(&dir, cfg.clone())?;
+    if report.bytes_truncated > 0 || !report.quarantined.is_empty() {
+        tracing::warn!(%tp, truncated = report.bytes_truncated, quarantined = ?report.quarantined,
+            "recovered a damaged log");
+    }
+    let meta = match RaftMetaStore::load(&dir)? {
+        Some(data) => Meta::decode(&data)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{tp}: {e}")))?,
+        None => Meta::default(),
+    };
+    let from = meta
+        .snapshot
+        .as_ref()
+        .map_or(log.first_raft_index(), |s| s.meta.last.index.0 + 1)
+        .max(log.first_raft_index());
+    let mut entries = Vec::new();
+    if log.last_raft_index() >= from {
+        for e in log.entries_from(from, usize::MAX)? {
+            entries.push(
+                to_raft_entry(e).map_err(|m| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("{tp}: {m}"))
+                })?,
+            );
+        }
+    }
+    let restored = Restored {
+        hard_state: meta.hard_state,
+        snapshot: meta.snapshot.clone(),
+        entries,
+        // The node supplies the founding membership.
+        membership: Default::default(),
+    };
+    let partition = Partition {
+        log: Arc::new(Mutex::new(log)),
+        meta,
+        meta_store: RaftMetaStore::new(&dir),
+    };
+    Ok((partition, restored))
+}
+
+fn to_raft_entry(e: LogEntry) -> Result<Entry, String> {
+    match e.payload {
+        EntryPayload::Data(data) => Ok(Entry {
+            index: LogIndex(e.raft_index),
+            term: Term(e.term),
+            payload: Payload::Normal(data),
+        }),
+        EntryPayload::Raft(data) => {
+            let mut decoded = wire::decode_entries(&data).map_err(|e| e.to_string())?;
+            match decoded.pop() {
+                Some(entry) if decoded.is_empty() && entry.index.0 == e.raft_index => Ok(entry),
+                _ => Err(format!(
+                    "Raft entry {} does not decode to itself",
+                    e.raft_index
+                )),
+            }
+        }
+    }
+}
+
+fn to_log_entry(e: &Entry) -> LogEntry {
+    let payload = match &e.payload {
+        Payload::Normal(data) => EntryPayload::Data(data.clone()),
+        _ => EntryPayload::Raft(Bytes::from(wire::encode_entries(&vec![e.clone()]))),
+    };
+    LogEntry {
+        raft_index: e.index.0,
+        term: e.term.0,
+        payload,
+    }
+}
+
+impl LogStore for DiskStore {
+    fn create(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<()> {
+        let root = lock(&self.inner).root.clone();
+        let (partition, _) = open_partition(&root, tp, &log_config(settings))?;
+        lock(&self.inner).partitions.insert(tp.clone(), partition);
+        Ok(())
+    }
+
+    fn delete(&mut self, tp: &TopicPartition) -> io::Result<()> {
+        let mut inner = lock(&self.inner);
+        inner.partitions.remove(tp);
+        let dir = partition_dir(&inner.root, tp);
+        drop(inner);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn configure(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<()> {
+        if let Some(log) = self.log(tp) {
+            lock(&log).set_config(log_config(settings));
+        }
+        Ok(())
+    }
+
+    fn read(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+        end: i64,
+    ) -> io::Result<Bytes> {
+        match self.log(tp) {
+            Some(log) => Ok(lock(&log).read(offset, max_bytes, end)?.bytes),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no log for {tp}"),
+            )),
+        }
+    }
+
+    fn log_start_offset(&self, tp: &TopicPartition) -> i64 {
+        self.log(tp).map_or(0, |l| lock(&l).log_start_offset())
+    }
+
+    fn next_offset(&self, tp: &TopicPartition) -> i64 {
+        self.log(tp).map_or(0, |l| lock(&l).next_offset())
+    }
+
+    fn size_bytes(&self, tp: &TopicPartition) -> u64 {
+        self.size_of(tp)
+    }
+
+    fn offset_for_timestamp(&self, tp: &TopicPartition, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        match self.log(tp) {
+            Some(log) => lock(&log).offset_for_timestamp(ts),
+            None => Ok(None),
+        }
+    }
+
+    fn save_topics(&mut self, data: &[u8]) -> io::Result<()> {
+        lock(&self.inner).table_store.store(data)
+    }
+}
+
+/// Turns the node's `Persist` outputs into group-commit jobs.
+pub struct Persister {
+    committer: Option<GroupCommitter>,
+    handle: CommitHandle,
+    store: DiskStore,
+    done_tx: Sender<Input>,
+    done_rx: Receiver<Input>,
+    waker: Waker,
+    sync: bool,
+}
+
+impl Persister {
+    /// Queues `write` for `tp`. Hard state (term, vote) and snapshot markers
+    /// are written and synced here, before the job, so they are durable before
+    /// any later `Persisted`; commit-index-only changes are not written (a
+    /// restart recomputes the commit index).
+    pub fn submit(&mut self, group: GroupId, tp: &TopicPartition, write: PersistWrite) {
+        let seq = write.seq;
+        let failed = |error: String| Input::PersistFailed { group, error };
+        let log = {
+            let mut inner = lock(&self.store.inner);
+            let Some(p) = inner.partitions.get_mut(tp) else {
+                let _ = self.done_tx.send(failed(format!("{tp} has no log")));
+                self.waker.wake();
+                return;
+            };
+            let mut changed = false;
+            if let Some(hs) = write.hard_state {
+                if hs.term != p.meta.hard_state.term || hs.vote != p.meta.hard_state.vote {
+                    changed = true;
+                }
+                p.meta.hard_state = hs;
+            }
+            if let Some(s) = &write.snapshot {
+                p.meta.snapshot = Some(Snapshot {
+                    meta: s.meta.clone(),
+                    data: Bytes::new(),
+                });
+                changed = true;
+            }
+            if changed {
+                let bytes = p.meta.encode();
+                if let Err(e) = p.meta_store.store(&bytes) {
+                    drop(inner);
+                    let _ = self.done_tx.send(failed(format!("writing raft.meta: {e}")));
+                    self.waker.wake();
+                    return;
+                }
+            }
+            p.log.clone()
+        };
+        let entries: Vec<LogEntry> = write.entries.iter().map(to_log_entry).collect();
+        let tx = self.done_tx.clone();
+        let waker = self.waker.clone();
+        let job = WriteJob::new(
+            log,
+            entries,
+            write.must_sync && self.sync,
+            Box::new(move |result| {
+                let input = match result {
+                    Ok(()) => Input::Persisted { group, seq },
+                    Err(e) => Input::PersistFailed {
+                        group,
+                        error: e.to_string(),
+                    },
+                };
+                let _ = tx.send(input);
+                waker.wake();
+            }),
+        );
+        self.handle.submit(job);
+    }
+
+    /// Completions since the last call, in order.
+    pub fn completions(&mut self) -> Vec<Input> {
+        self.done_rx.try_iter().collect()
+    }
+
+    /// Finishes every queued write and stops the committer thread.
+    pub fn shutdown(&mut self) {
+        drop(self.committer.take());
+    }
+}

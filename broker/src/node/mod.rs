@@ -1,0 +1,505 @@
+//! The broker as a sans-IO state machine: Kafka requests, ticks and disk
+//! completions in; responses and disk writes out.
+//!
+//! Every partition is a Raft group hosted by [`MultiRaft`]; on one node each
+//! group has one voter, so the write path is the one the cluster uses: a
+//! produce becomes a proposal, the proposal a [`Output::Persist`], and the
+//! answer waits for what the acks level promises (see [`produce`]).
+//!
+//! A driver owns one `Node`, feeds it [`Input`]s with a monotonic `now_ms`,
+//! and performs the [`Output`]s it drains, in order. Reads go to the
+//! [`LogStore`] directly.
+
+mod admin;
+mod fetch;
+mod metadata;
+mod offsets;
+mod produce;
+pub mod topics;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use proto_core::multiraft::{self, Action, GroupId, MultiConfig, MultiRaft};
+use proto_core::raft::{
+    self, Config, Entry, LogIndex, NodeId, Payload, PersistWrite, Restored, Role,
+};
+
+use crate::protocol::{encode_response, Request, RequestHeader};
+use crate::store::{LogStore, TopicPartition};
+use fetch::ParkedFetch;
+use produce::PendingProduce;
+use topics::{TopicConfig, TopicTable};
+
+/// Where a response goes: the driver's connection and the request's place in
+/// that connection's order (responses must leave in request order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplyId {
+    /// The driver's connection number.
+    pub conn: u64,
+    /// The request's sequence number on that connection.
+    pub seq: u64,
+}
+
+/// What a driver feeds the node.
+#[derive(Debug)]
+pub enum Input {
+    /// A decoded request from a client connection.
+    Request {
+        /// Where the answer goes.
+        reply: ReplyId,
+        /// The request.
+        request: Box<Request>,
+    },
+    /// The clock moved: `wall_ms` is the wall clock for retention.
+    Tick {
+        /// Milliseconds since the Unix epoch.
+        wall_ms: i64,
+    },
+    /// A [`Output::Persist`] write (and every earlier one of its group) is durable.
+    Persisted {
+        /// The group written.
+        group: GroupId,
+        /// The write's sequence number.
+        seq: u64,
+    },
+    /// A [`Output::Persist`] write failed; the partition can take no more writes.
+    PersistFailed {
+        /// The group whose write failed.
+        group: GroupId,
+        /// What the disk said.
+        error: String,
+    },
+}
+
+/// What the node asks its driver to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send `frame` (a whole response, size prefix included) on the connection,
+    /// in request order. `None` means the request gets no response (acks=0),
+    /// but its place in the order is released.
+    Respond {
+        /// Where it goes.
+        reply: ReplyId,
+        /// The encoded response.
+        frame: Option<Bytes>,
+    },
+    /// Close the connection: its byte stream can no longer be trusted.
+    Close {
+        /// The driver's connection number.
+        conn: u64,
+    },
+    /// Write to `tp`'s log and metadata, in `seq` order per group, fsync if
+    /// `write.must_sync`, then feed back [`Input::Persisted`].
+    Persist {
+        /// The partition's Raft group.
+        group: GroupId,
+        /// The partition.
+        tp: TopicPartition,
+        /// What to write.
+        write: PersistWrite,
+    },
+}
+
+/// The node-wide settings request handling needs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This broker's id.
+    pub node_id: i32,
+    /// The host clients are told to connect to.
+    pub advertised_host: String,
+    /// The port clients are told to connect to.
+    pub advertised_port: i32,
+    /// The rack, if declared.
+    pub rack: Option<String>,
+    /// The cluster id Metadata reports.
+    pub cluster_id: String,
+    /// Create unknown topics when Metadata asks for them.
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic, and of CreateTopics with -1.
+    pub default_partitions: i32,
+    /// Topic config defaults.
+    pub topic_defaults: TopicConfig,
+    /// Milliseconds per Raft tick.
+    pub tick_ms: u64,
+    /// Seeds Raft's election timeouts and topic ids: the driver draws it.
+    pub seed: u64,
+}
+
+/// A hosted partition's bookkeeping.
+#[derive(Debug)]
+struct Partition {
+    tp: TopicPartition,
+    /// The offset the next produced record gets (proposals included).
+    next_offset: i64,
+    /// The high watermark: offsets below it are committed.
+    high_watermark: i64,
+    /// The leader epoch (Raft term) while this node leads.
+    leader_epoch: Option<i32>,
+    /// Entries applied since the Raft log was last compacted.
+    applied_since_compact: u64,
+    /// A write failed: refuse produces until restart.
+    failed: Option<String>,
+}
+
+/// Applied entries after which the in-memory Raft log is compacted: the data
+/// lives in the segment files, the Raft log only needs a short tail.
+const COMPACT_EVERY: u64 = 1024;
+
+/// The sans-IO broker.
+pub struct Node {
+    cfg: NodeConfig,
+    raft: MultiRaft,
+    table: TopicTable,
+    partitions: BTreeMap<GroupId, Partition>,
+    by_name: BTreeMap<TopicPartition, GroupId>,
+    store: Box<dyn LogStore + Send>,
+    pending: BTreeMap<ReplyId, PendingProduce>,
+    parked: Vec<ParkedFetch>,
+    outputs: Vec<Output>,
+    now_ms: u64,
+    wall_ms: i64,
+    ids_drawn: u64,
+}
+
+/// A partition's durable Raft state, read back by the driver at start.
+pub type RestoredGroups = BTreeMap<u64, Restored>;
+
+impl Node {
+    /// A node over `store`, with the topic table it saved last and each
+    /// group's durable Raft state.
+    pub fn new(
+        cfg: NodeConfig,
+        store: Box<dyn LogStore + Send>,
+        table: TopicTable,
+        mut restored: RestoredGroups,
+    ) -> Result<Node, String> {
+        let mut mcfg = MultiConfig::new(NodeId(cfg.node_id as u64));
+        mcfg.liveness_timeout_ticks = 20;
+        let raft = MultiRaft::new(mcfg).map_err(|e| e.to_string())?;
+        let mut node = Node {
+            cfg,
+            raft,
+            table,
+            partitions: BTreeMap::new(),
+            by_name: BTreeMap::new(),
+            store,
+            pending: BTreeMap::new(),
+            parked: Vec::new(),
+            outputs: Vec::new(),
+            now_ms: 0,
+            wall_ms: 0,
+            ids_drawn: 0,
+        };
+        let topics: Vec<(String, Vec<u64>)> = node
+            .table
+            .topics
+            .iter()
+            .map(|(name, t)| (name.clone(), t.groups.clone()))
+            .collect();
+        for (name, groups) in topics {
+            for (p, g) in groups.into_iter().enumerate() {
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition: p as i32,
+                };
+                let mut r = restored.remove(&g).unwrap_or_else(|| node.fresh());
+                // Storage keeps what Raft wrote; the founding membership (this
+                // node alone) is the node's to give.
+                r.membership = node.fresh().membership;
+                node.host(GroupId(g), tp, r)?;
+            }
+        }
+        Ok(node)
+    }
+
+    /// The topic table, for the driver's start-up (which groups to restore).
+    pub fn topic_table(&self) -> &TopicTable {
+        &self.table
+    }
+
+    /// Takes what the node wants done, in order.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// Milliseconds per Raft tick, for the driver's timer.
+    pub fn tick_ms(&self) -> u64 {
+        self.cfg.tick_ms
+    }
+
+    /// Steps one input at monotonic time `now_ms`.
+    pub fn step(&mut self, now_ms: u64, input: Input) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match input {
+            Input::Request { reply, request } => self.request(reply, *request),
+            Input::Tick { wall_ms } => self.tick(wall_ms),
+            Input::Persisted { group, seq } => {
+                self.raft_step(multiraft::Event::Persisted { group, seq });
+                self.check_produces(group);
+            }
+            Input::PersistFailed { group, error } => self.persist_failed(group, error),
+        }
+    }
+
+    /// The current role, term and commit index of every group, for metrics.
+    pub fn raft_status(&self) -> Vec<(TopicPartition, u64, u64, Option<u64>)> {
+        self.partitions
+            .iter()
+            .filter_map(|(g, p)| {
+                let r = self.raft.group(*g)?;
+                Some((
+                    p.tp.clone(),
+                    r.term().0,
+                    r.log().commit().0,
+                    r.leader().map(|l| l.0),
+                ))
+            })
+            .collect()
+    }
+
+    fn request(&mut self, reply: ReplyId, request: Request) {
+        let Request { header, body } = request;
+        let response = match body {
+            RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(
+                crate::protocol::api_versions_response(),
+            )),
+            RequestKind::Metadata(r) => Some(ResponseKind::Metadata(self.metadata(&header, r))),
+            RequestKind::DescribeCluster(_) => {
+                Some(ResponseKind::DescribeCluster(self.describe_cluster()))
+            }
+            RequestKind::Produce(r) => self.produce(reply, &header, r),
+            RequestKind::Fetch(r) => self.fetch(reply, &header, r),
+            RequestKind::ListOffsets(r) => {
+                Some(ResponseKind::ListOffsets(self.list_offsets(&header, r)))
+            }
+            RequestKind::CreateTopics(r) => {
+                Some(ResponseKind::CreateTopics(self.create_topics(&header, r)))
+            }
+            RequestKind::DeleteTopics(r) => {
+                Some(ResponseKind::DeleteTopics(self.delete_topics(&header, r)))
+            }
+            RequestKind::CreatePartitions(r) => {
+                Some(ResponseKind::CreatePartitions(self.create_partitions(r)))
+            }
+            RequestKind::DescribeConfigs(r) => {
+                Some(ResponseKind::DescribeConfigs(self.describe_configs(r)))
+            }
+            RequestKind::AlterConfigs(r) => Some(ResponseKind::AlterConfigs(self.alter_configs(r))),
+            RequestKind::IncrementalAlterConfigs(r) => Some(ResponseKind::IncrementalAlterConfigs(
+                self.incremental_alter_configs(r),
+            )),
+            other => {
+                // The codec only decodes what ApiVersions advertises, so this
+                // is a bug between the two tables: say so and close.
+                tracing::error!(api = ?other, "request decoded but not handled");
+                self.outputs.push(Output::Close { conn: reply.conn });
+                return;
+            }
+        };
+        if let Some(body) = response {
+            self.respond(reply, &header, body);
+        }
+    }
+
+    /// Encodes and queues a response.
+    fn respond(&mut self, reply: ReplyId, header: &RequestHeader, mut body: ResponseKind) {
+        crate::protocol::fit_to_version(&mut body, header.api_version);
+        match encode_response(header, &body) {
+            Ok(frame) => self.outputs.push(Output::Respond {
+                reply,
+                frame: Some(frame),
+            }),
+            Err(e) => {
+                tracing::error!(api = ?header.api_key, version = header.api_version, error = %e,
+                    "could not encode a response; closing the connection");
+                self.outputs.push(Output::Close { conn: reply.conn });
+            }
+        }
+    }
+
+    fn tick(&mut self, wall_ms: i64) {
+        self.wall_ms = wall_ms;
+        self.raft_step(multiraft::Event::Tick);
+        self.expire_produces();
+        self.expire_fetches();
+    }
+
+    /// A fresh single-voter group's starting state.
+    fn fresh(&self) -> Restored {
+        Restored::fresh([NodeId(self.cfg.node_id as u64)])
+    }
+
+    /// Starts hosting `tp` as group `group`.
+    fn host(
+        &mut self,
+        group: GroupId,
+        tp: TopicPartition,
+        restored: Restored,
+    ) -> Result<(), String> {
+        let mut config = Config::new(NodeId(self.cfg.node_id as u64));
+        config.seed = self.cfg.seed ^ group.0;
+        config.quiesce = true;
+        let next_offset = self.store.next_offset(&tp);
+        self.raft
+            .step(multiraft::Event::CreateGroup {
+                group,
+                config,
+                restored: Box::new(restored),
+            })
+            .map_err(|e| e.to_string())?;
+        self.partitions.insert(
+            group,
+            Partition {
+                tp: tp.clone(),
+                next_offset,
+                high_watermark: self.store.log_start_offset(&tp),
+                leader_epoch: None,
+                applied_since_compact: 0,
+                failed: None,
+            },
+        );
+        self.by_name.insert(tp, group);
+        // One voter: no one else can win, so there is no point waiting.
+        self.raft_step(multiraft::Event::Group {
+            group,
+            event: raft::Event::Campaign,
+        });
+        Ok(())
+    }
+
+    /// Stops hosting `group` and forgets its waiters.
+    fn unhost(&mut self, group: GroupId) {
+        self.raft_step(multiraft::Event::RemoveGroup { group });
+        if let Some(p) = self.partitions.remove(&group) {
+            self.by_name.remove(&p.tp);
+        }
+        self.fail_waiters(
+            group,
+            kafka_protocol::ResponseError::UnknownTopicOrPartition,
+        );
+    }
+
+    /// Steps the multi-Raft layer and handles what it did.
+    fn raft_step(&mut self, event: multiraft::Event) -> Vec<Action> {
+        let refused = self.raft.step(event).err();
+        let actions = self.raft.take_actions();
+        let mut unhandled = Vec::new();
+        for action in actions {
+            if let Some(a) = self.raft_action(action) {
+                unhandled.push(a);
+            }
+        }
+        if let Some(r) = refused {
+            tracing::debug!(%r, "raft refused an event");
+        }
+        unhandled
+    }
+
+    /// Handles one Raft action; returns the ones the caller must look at.
+    fn raft_action(&mut self, action: Action) -> Option<Action> {
+        match action {
+            Action::Persist { group, write } => {
+                if let Some(p) = self.partitions.get(&group) {
+                    self.outputs.push(Output::Persist {
+                        group,
+                        tp: p.tp.clone(),
+                        write,
+                    });
+                }
+                None
+            }
+            Action::Apply { group, entries } => {
+                self.applied(group, &entries);
+                None
+            }
+            Action::RoleChanged {
+                group, role, term, ..
+            } => {
+                self.role_changed(group, role, term.0);
+                None
+            }
+            Action::Proposed { .. } => Some(action),
+            // Peers and snapshots from leaders arrive with the cluster; reads
+            // are served from the high watermark.
+            Action::Send { .. }
+            | Action::ApplySnapshot { .. }
+            | Action::ReadReady { .. }
+            | Action::ReadAborted { .. }
+            | Action::PeerLiveness { .. } => None,
+        }
+    }
+
+    fn role_changed(&mut self, group: GroupId, role: Role, term: u64) {
+        let Some(p) = self.partitions.get_mut(&group) else {
+            return;
+        };
+        if role == Role::Leader {
+            p.leader_epoch = Some(term.min(i32::MAX as u64) as i32);
+            p.next_offset = p.next_offset.max(self.store.next_offset(&p.tp));
+        } else {
+            p.leader_epoch = None;
+            self.fail_waiters(group, kafka_protocol::ResponseError::NotLeaderOrFollower);
+        }
+    }
+
+    /// Committed entries: the high watermark moves past their records.
+    fn applied(&mut self, group: GroupId, entries: &[Entry]) {
+        let Some(p) = self.partitions.get_mut(&group) else {
+            return;
+        };
+        for e in entries {
+            if let Payload::Normal(batch) = &e.payload {
+                if let Some(end) = produce::batch_end_offset(batch) {
+                    p.high_watermark = p.high_watermark.max(end);
+                }
+            }
+        }
+        p.applied_since_compact += entries.len() as u64;
+        let last = entries.last().map(|e| e.index);
+        let compact = p.applied_since_compact >= COMPACT_EVERY;
+        if let Some(last) = last {
+            self.applied_waiters(group, entries);
+            if compact {
+                self.compact(group, last);
+            }
+        }
+        self.wake_fetches();
+    }
+
+    /// Drops the Raft log's copy of entries up to `index`: the segment files
+    /// hold them, and with one voter no follower can need them.
+    fn compact(&mut self, group: GroupId, index: LogIndex) {
+        if let Some(p) = self.partitions.get_mut(&group) {
+            p.applied_since_compact = 0;
+        }
+        self.raft_step(multiraft::Event::Group {
+            group,
+            event: raft::Event::Compact {
+                index,
+                data: Bytes::new(),
+            },
+        });
+    }
+
+    fn persist_failed(&mut self, group: GroupId, error: String) {
+        tracing::error!(%group, %error, "a partition write failed; the partition refuses writes until restart");
+        if let Some(p) = self.partitions.get_mut(&group) {
+            p.failed = Some(error);
+        }
+        self.fail_waiters(group, kafka_protocol::ResponseError::KafkaStorageError);
+    }
+
+    /// A deterministic fresh id: topic ids must be unique, and the node may not
+    /// draw randomness of its own.
+    fn next_id(&mut self) -> u128 {
+        self.ids_drawn += 1;
+        let mut x = u128::from(self.cfg.seed) << 64 | u128::from(self.ids_drawn);
+        // splitmix-style scramble so ids do not look sequential.
+        x ^= x >> 67;
+        x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+        x ^= x >> 59;
+        x
+    }
+}

@@ -1,0 +1,80 @@
+//! ListOffsets: earliest, latest and by timestamp.
+//!
+//! Latest is the high watermark: the offset after the last committed record,
+//! which is what a consumer can read (Kafka answers the same for
+//! `read_uncommitted`; without transactions the last stable offset equals it).
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use super::Node;
+use crate::protocol::RequestHeader;
+use crate::store::TopicPartition;
+
+/// The special timestamps of ListOffsets.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+impl Node {
+    pub(super) fn list_offsets(
+        &self,
+        _header: &RequestHeader,
+        req: ListOffsetsRequest,
+    ) -> ListOffsetsResponse {
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| self.list_offset(&t.name.0, p.partition_index, p.timestamp))
+                    .collect();
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        ListOffsetsResponse::default().with_topics(topics)
+    }
+
+    fn list_offset(&self, topic: &str, partition: i32, ts: i64) -> ListOffsetsPartitionResponse {
+        let base = ListOffsetsPartitionResponse::default()
+            .with_partition_index(partition)
+            .with_timestamp(-1)
+            .with_offset(-1);
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let Some(p) = self.by_name.get(&tp).and_then(|g| self.partitions.get(g)) else {
+            return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+        };
+        let Some(epoch) = p.leader_epoch else {
+            return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
+        };
+        let base = base.with_leader_epoch(epoch);
+        match ts {
+            LATEST => base.with_offset(p.high_watermark),
+            EARLIEST => base.with_offset(self.store.log_start_offset(&tp)),
+            0.. => {
+                match self.store.offset_for_timestamp(&tp, ts) {
+                    Ok(Some((offset, found))) if offset < p.high_watermark => {
+                        base.with_offset(offset).with_timestamp(found)
+                    }
+                    // No batch that late: Kafka answers offset -1.
+                    Ok(_) => base,
+                    Err(e) => {
+                        tracing::error!(%tp, error = %e, "offset lookup failed");
+                        base.with_error_code(ResponseError::KafkaStorageError.code())
+                    }
+                }
+            }
+            // -3 (max timestamp, KIP-734) and anything else: not supported.
+            _ => base.with_error_code(ResponseError::InvalidRequest.code()),
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! Produce: validate each batch, give it offsets, propose it to the
+//! partition's Raft group, and answer when the acks level is met.
+//!
+//! - `acks=0`: no answer at all (the slot in the connection's order is
+//!   released at once).
+//! - `acks=1`: after the leader's own write of the entry is durable (a
+//!   `Persisted` covering its index).
+//! - `acks=all` (-1): after the entry is committed and applied under the term it
+//!   was proposed in; commit needs a durable write on a quorum, so the data is
+//!   fsynced before the answer.
+//!
+//! A leadership change, a failed write or the request's timeout answers the
+//! waiting partitions with the Kafka error for it; nothing is acknowledged that
+//! is not stored.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+use proto_core::multiraft::{self, Action, GroupId};
+use proto_core::raft::{Entry, LogIndex, Term};
+use proto_core::storage::batch;
+
+use super::{Node, ReplyId};
+use crate::protocol::RequestHeader;
+
+/// A produce request some of whose partitions still wait.
+#[derive(Debug)]
+pub(super) struct PendingProduce {
+    header: RequestHeader,
+    acks: i16,
+    deadline_ms: u64,
+    /// Per topic, per partition: the answer so far.
+    topics: Vec<(kafka_protocol::messages::TopicName, Vec<PartState>)>,
+}
+
+#[derive(Debug)]
+enum PartState {
+    Done(PartitionProduceResponse),
+    Waiting {
+        index: i32,
+        group: GroupId,
+        term: Term,
+        last: LogIndex,
+        base_offset: i64,
+    },
+}
+
+/// The offset after the last record of a stored batch, read from its header.
+pub(super) fn batch_end_offset(data: &Bytes) -> Option<i64> {
+    batch::BatchHeader::parse(data).ok().map(|h| h.end_offset())
+}
+
+fn part_error(index: i32, error: ResponseError, message: Option<String>) -> PartState {
+    PartState::Done(
+        PartitionProduceResponse::default()
+            .with_index(index)
+            .with_error_code(error.code())
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_error_message(message.map(Into::into)),
+    )
+}
+
+impl Node {
+    pub(super) fn produce(
+        &mut self,
+        reply: ReplyId,
+        header: &RequestHeader,
+        req: ProduceRequest,
+    ) -> Option<ResponseKind> {
+        let acks = req.acks;
+        let mut topics = Vec::with_capacity(req.topic_data.len());
+        for t in req.topic_data {
+            let mut parts = Vec::with_capacity(t.partition_data.len());
+            for p in t.partition_data {
+                let state = if !matches!(acks, -1..=1) {
+                    part_error(p.index, ResponseError::InvalidRequiredAcks, None)
+                } else if req.transactional_id.is_some() {
+                    part_error(
+                        p.index,
+                        ResponseError::TransactionalIdAuthorizationFailed,
+                        Some("transactions are not supported yet".into()),
+                    )
+                } else {
+                    self.produce_partition(&t.name.0, p.index, p.records)
+                };
+                parts.push(state);
+            }
+            topics.push((t.name, parts));
+        }
+        let pending = PendingProduce {
+            header: header.clone(),
+            acks,
+            deadline_ms: self.now_ms + req.timeout_ms.max(0) as u64,
+            topics,
+        };
+        if acks == 0 {
+            self.outputs
+                .push(super::Output::Respond { reply, frame: None });
+            return None;
+        }
+        self.pending.insert(reply, pending);
+        for group in self.waiting_groups(reply) {
+            self.check_produces(group);
+        }
+        None
+    }
+
+    fn waiting_groups(&self, reply: ReplyId) -> Vec<GroupId> {
+        let mut groups: Vec<GroupId> = self
+            .pending
+            .get(&reply)
+            .into_iter()
+            .flat_map(|p| p.topics.iter().flat_map(|(_, parts)| parts.iter()))
+            .filter_map(|s| match s {
+                PartState::Waiting { group, .. } => Some(*group),
+                PartState::Done(_) => None,
+            })
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+
+    /// Validates and proposes one partition's records.
+    fn produce_partition(&mut self, topic: &str, index: i32, records: Option<Bytes>) -> PartState {
+        let tp = crate::store::TopicPartition {
+            topic: topic.to_string(),
+            partition: index,
+        };
+        let Some(&group) = self.by_name.get(&tp) else {
+            return part_error(index, ResponseError::UnknownTopicOrPartition, None);
+        };
+        let max = self
+            .table
+            .topics
+            .get(topic)
+            .map_or(i64::MAX, |t| t.config.max_message_bytes);
+        let p = &self.partitions[&group];
+        if let Some(e) = &p.failed {
+            return part_error(index, ResponseError::KafkaStorageError, Some(e.clone()));
+        }
+        let Some(leader_epoch) = p.leader_epoch else {
+            return part_error(index, ResponseError::NotLeaderOrFollower, None);
+        };
+        let records = records.unwrap_or_default();
+        let batches = match batch::split_batches(&records) {
+            Ok(b) if !b.is_empty() => b,
+            Ok(_) => {
+                return part_error(
+                    index,
+                    ResponseError::InvalidRecord,
+                    Some("no record batch".into()),
+                )
+            }
+            Err(batch::BatchError::UnsupportedMagic(_)) => {
+                return part_error(index, ResponseError::UnsupportedForMessageFormat, None)
+            }
+            Err(e) => return part_error(index, ResponseError::CorruptMessage, Some(e.to_string())),
+        };
+        let mut next = p.next_offset;
+        let base_offset = next;
+        let mut data = Vec::with_capacity(batches.len());
+        for range in batches {
+            let raw = &records[range];
+            if raw.len() as i64 > max {
+                return part_error(
+                    index,
+                    ResponseError::MessageTooLarge,
+                    Some(format!(
+                        "a batch of {} bytes is over max.message.bytes {max}",
+                        raw.len()
+                    )),
+                );
+            }
+            let header = match batch::validate(raw) {
+                Ok(h) => h,
+                Err(batch::BatchError::UnsupportedMagic(_)) => {
+                    return part_error(index, ResponseError::UnsupportedForMessageFormat, None)
+                }
+                Err(e) => {
+                    return part_error(index, ResponseError::CorruptMessage, Some(e.to_string()))
+                }
+            };
+            if header.is_control() || header.is_transactional() {
+                return part_error(
+                    index,
+                    ResponseError::InvalidRecord,
+                    Some(
+                        "control and transactional batches are not accepted from producers".into(),
+                    ),
+                );
+            }
+            let mut owned = BytesMut::from(raw);
+            batch::set_base_offset(&mut owned, next);
+            batch::set_partition_leader_epoch(&mut owned, leader_epoch);
+            next += i64::from(header.last_offset_delta) + 1;
+            data.push(owned.freeze());
+        }
+        let actions = self.raft_step(multiraft::Event::Propose { group, data });
+        let proposed = actions.into_iter().find_map(|a| match a {
+            Action::Proposed {
+                group: g,
+                term,
+                last,
+                ..
+            } if g == group => Some((term, last)),
+            _ => None,
+        });
+        match proposed {
+            Some((term, last)) => {
+                if let Some(p) = self.partitions.get_mut(&group) {
+                    p.next_offset = next;
+                }
+                PartState::Waiting {
+                    index,
+                    group,
+                    term,
+                    last,
+                    base_offset,
+                }
+            }
+            None => part_error(index, ResponseError::NotLeaderOrFollower, None),
+        }
+    }
+
+    /// Answers every waiting partition of `group` whose acks level is met.
+    pub(super) fn check_produces(&mut self, group: GroupId) {
+        let Some(raft) = self.raft.group(group) else {
+            return;
+        };
+        let persisted = raft.log().persisted();
+        let log_start = self
+            .partitions
+            .get(&group)
+            .map_or(0, |p| self.store.log_start_offset(&p.tp));
+        for pending in self.pending.values_mut() {
+            if pending.acks != 1 {
+                continue;
+            }
+            for (_, parts) in &mut pending.topics {
+                for s in parts.iter_mut() {
+                    if let PartState::Waiting { group: g, last, .. } = s {
+                        if *g == group && *last <= persisted {
+                            *s = done(s, log_start);
+                        }
+                    }
+                }
+            }
+        }
+        self.flush_produces();
+    }
+
+    /// Entries committed and applied: acks=all waiters at those indexes are
+    /// answered, or failed if another term's entry took the index.
+    pub(super) fn applied_waiters(&mut self, group: GroupId, entries: &[Entry]) {
+        let Some(first) = entries.first().map(|e| e.index) else {
+            return;
+        };
+        let log_start = self
+            .partitions
+            .get(&group)
+            .map_or(0, |p| self.store.log_start_offset(&p.tp));
+        let last_applied = entries[entries.len() - 1].index;
+        for pending in self.pending.values_mut() {
+            if pending.acks != -1 {
+                continue;
+            }
+            for (_, parts) in &mut pending.topics {
+                for s in parts.iter_mut() {
+                    let PartState::Waiting {
+                        group: g,
+                        term,
+                        last,
+                        index,
+                        ..
+                    } = *s
+                    else {
+                        continue;
+                    };
+                    if g != group || last > last_applied {
+                        continue;
+                    }
+                    let same_term = if last >= first {
+                        entries[(last.0 - first.0) as usize].term == term
+                    } else {
+                        // Applied in an earlier batch we did not see this entry in:
+                        // it cannot happen, since waiters are checked at every apply.
+                        false
+                    };
+                    *s = if same_term {
+                        done(s, log_start)
+                    } else {
+                        part_error(index, ResponseError::NotLeaderOrFollower, None)
+                    };
+                }
+            }
+        }
+        self.flush_produces();
+    }
+
+    /// Fails every waiter of `group` with `error`.
+    pub(super) fn fail_waiters(&mut self, group: GroupId, error: ResponseError) {
+        for pending in self.pending.values_mut() {
+            for (_, parts) in &mut pending.topics {
+                for s in parts.iter_mut() {
+                    if let PartState::Waiting {
+                        group: g, index, ..
+                    } = *s
+                    {
+                        if g == group {
+                            *s = part_error(index, error, None);
+                        }
+                    }
+                }
+            }
+        }
+        self.flush_produces();
+    }
+
+    /// Times out produces past their deadline.
+    pub(super) fn expire_produces(&mut self) {
+        let now = self.now_ms;
+        for pending in self.pending.values_mut() {
+            if pending.deadline_ms > now {
+                continue;
+            }
+            for (_, parts) in &mut pending.topics {
+                for s in parts.iter_mut() {
+                    if let PartState::Waiting { index, .. } = *s {
+                        *s = part_error(index, ResponseError::RequestTimedOut, None);
+                    }
+                }
+            }
+        }
+        self.flush_produces();
+    }
+
+    /// Sends every produce response that no longer waits on anything.
+    fn flush_produces(&mut self) {
+        let ready: Vec<ReplyId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| {
+                p.topics
+                    .iter()
+                    .all(|(_, parts)| parts.iter().all(|s| matches!(s, PartState::Done(_))))
+            })
+            .map(|(r, _)| *r)
+            .collect();
+        for reply in ready {
+            let Some(p) = self.pending.remove(&reply) else {
+                continue;
+            };
+            let responses = p
+                .topics
+                .into_iter()
+                .map(|(name, parts)| {
+                    TopicProduceResponse::default()
+                        .with_name(name)
+                        .with_partition_responses(
+                            parts
+                                .into_iter()
+                                .filter_map(|s| match s {
+                                    PartState::Done(r) => Some(r),
+                                    PartState::Waiting { .. } => None,
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            let body = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
+            self.respond(reply, &p.header, body);
+        }
+    }
+}
+
+/// The success answer for a waiting partition.
+fn done(s: &PartState, log_start: i64) -> PartState {
+    match *s {
+        PartState::Waiting {
+            index, base_offset, ..
+        } => PartState::Done(
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(base_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(log_start),
+        ),
+        PartState::Done(ref r) => PartState::Done(r.clone()),
+    }
+}

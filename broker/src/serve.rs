@@ -1,0 +1,167 @@
+//! `chronik serve`: start-up and shutdown of one node.
+//!
+//! Order matters and each step fails with a message naming what went wrong:
+//! logging, the data directory (locked against a second process), storage
+//! recovery, the listeners (bound to exactly the addresses given), then the
+//! driver until SIGINT or SIGTERM. Shutdown syncs every log before exit.
+
+use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use io_sync::host;
+
+use crate::admin::spawn_admin;
+use crate::config::{FsyncPolicy, IoDriver, ServeConfig};
+use crate::disk_store::DiskStore;
+use crate::metrics::Metrics;
+use crate::node::topics::TopicConfig;
+use crate::node::{Node, NodeConfig};
+use crate::server::BrokerHost;
+
+/// Runs a node until it is told to stop.
+pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    init_logging(&cfg.log_level)?;
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
+    }
+    if cfg.peers.keys().any(|&id| id != cfg.node_id) {
+        bail!(
+            "--peers names other nodes, but this build runs single-node only: \
+             replication between brokers is not implemented yet"
+        );
+    }
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("--data-dir {}: cannot create it", cfg.data_dir.display()))?;
+    let listener = TcpListener::bind(cfg.kafka_listen)
+        .with_context(|| format!("--kafka-listen {}: cannot bind", cfg.kafka_listen))?;
+    let bound = listener.local_addr()?;
+    let mut advertised = cfg.advertised_listener.clone();
+    if advertised.port == 0 {
+        advertised.port = bound.port();
+    }
+
+    let (handle, events) = host::channel();
+    let (store, persister, restored) = DiskStore::open(
+        &cfg.data_dir,
+        cfg.fsync == FsyncPolicy::Always,
+        handle.waker(),
+    )
+    .with_context(|| {
+        format!(
+            "--data-dir {}: cannot open the logs",
+            cfg.data_dir.display()
+        )
+    })?;
+    let defaults = TopicConfig::defaults(
+        cfg.retention_ms.map_or(-1, |v| v as i64),
+        cfg.retention_bytes.map_or(-1, |v| v as i64),
+        cfg.segment_bytes as i64,
+    );
+    let node_cfg = NodeConfig {
+        node_id: cfg.node_id.0 as i32,
+        advertised_host: advertised.host.clone(),
+        advertised_port: i32::from(advertised.port),
+        rack: cfg.rack.clone(),
+        cluster_id: cfg.cluster_id.clone(),
+        auto_create_topics: cfg.auto_create_topics,
+        default_partitions: cfg.default_partitions,
+        topic_defaults: defaults,
+        tick_ms: cfg.tick.as_millis() as u64,
+        seed: seed(),
+    };
+    let node = Node::new(
+        node_cfg,
+        Box::new(store.clone()),
+        restored.table,
+        restored.groups,
+    )
+    .map_err(anyhow::Error::msg)
+    .context("restoring the partitions' Raft state")?;
+
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin = spawn_admin(cfg.admin_listen, ready.clone(), metrics.clone())
+        .with_context(|| format!("--admin-listen {}: cannot bind", cfg.admin_listen))?;
+    let host = BrokerHost::new(
+        node,
+        persister,
+        store,
+        metrics,
+        ready,
+        cfg.max_frame_bytes as usize,
+    );
+    tracing::info!(
+        node = cfg.node_id.0,
+        kafka = %bound,
+        advertised = %advertised,
+        admin = %admin.local_addr(),
+        io = ?cfg.io,
+        data = %cfg.data_dir.display(),
+        "chronik is serving"
+    );
+    match cfg.io {
+        IoDriver::Tokio => io_tokio::serve(host, handle, events, listener, shutdown_signal_async())
+            .context("the tokio driver failed")?,
+        IoDriver::Sync => {
+            let stop = shutdown_flag()?;
+            io_sync::net::serve(host, handle, events, listener, stop)
+                .context("the sync driver failed")?
+        }
+    }
+    admin.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("--log-level {filter}: not a valid filter"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+/// The seed for Raft's election timeouts and topic ids: different per start,
+/// so two nodes never share one; recorded traces carry it.
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal_async() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// A flag set on SIGINT or SIGTERM, for the blocking driver.
+fn shutdown_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone()).context("cannot watch signals")?;
+    }
+    Ok(flag)
+}

@@ -1,0 +1,74 @@
+//! What request handling needs from partition storage, as a trait.
+//!
+//! Writes never go through here: they leave the node as [`Output::Persist`]
+//! actions so the driver can batch them into group commits. Reads, creation and
+//! deletion are synchronous calls, the way etcd-raft's `Storage` interface lets
+//! the core read its log: a fetch needs bytes now, and a test can substitute an
+//! in-memory store.
+//!
+//! [`Output::Persist`]: crate::node::Output::Persist
+
+use std::fmt;
+use std::io;
+
+use bytes::Bytes;
+
+/// A topic partition, as Kafka names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    /// The topic name.
+    pub topic: String,
+    /// The partition number within the topic.
+    pub partition: i32,
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// The per-partition storage settings that topic configs control.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `segment.bytes`: roll the active segment at this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll the active segment at this age.
+    pub segment_ms: Option<u64>,
+    /// `retention.bytes`: delete old segments beyond this size (`None`: keep).
+    pub retention_bytes: Option<u64>,
+    /// `retention.ms`: delete segments older than this (`None`: keep).
+    pub retention_ms: Option<u64>,
+    /// `max.message.bytes`: the largest record batch accepted.
+    pub max_batch_bytes: u32,
+}
+
+/// Partition storage as the request handler sees it.
+pub trait LogStore {
+    /// Creates an empty log for `tp` (or opens the existing one).
+    fn create(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<()>;
+    /// Deletes `tp`'s log and everything on disk for it.
+    fn delete(&mut self, tp: &TopicPartition) -> io::Result<()>;
+    /// Applies changed settings to an existing log.
+    fn configure(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<()>;
+    /// Whole record batches from the one holding `offset`, up to `max_bytes`
+    /// (at least one batch if any), never at or past `end`.
+    fn read(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+        end: i64,
+    ) -> io::Result<Bytes>;
+    /// The first offset still stored.
+    fn log_start_offset(&self, tp: &TopicPartition) -> i64;
+    /// The offset the next data record will get.
+    fn next_offset(&self, tp: &TopicPartition) -> i64;
+    /// Bytes on disk.
+    fn size_bytes(&self, tp: &TopicPartition) -> u64;
+    /// The first offset whose batch's max timestamp is at least `ts`, with that
+    /// timestamp.
+    fn offset_for_timestamp(&self, tp: &TopicPartition, ts: i64) -> io::Result<Option<(i64, i64)>>;
+    /// Makes the topic table durable (atomically replaces the previous one).
+    fn save_topics(&mut self, data: &[u8]) -> io::Result<()>;
+}

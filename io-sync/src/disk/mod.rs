@@ -1,0 +1,21 @@
+//! The blocking disk layer both drivers share: segment files, indexes, fsync and
+//! group commit. The format decisions live in `proto_core::storage`.
+//!
+//! A partition's directory holds its segments, `<base offset, 20 digits>.log`
+//! with `.index`, `.timeindex` and `.raft` beside each, and `raft.meta`
+//! ([`RaftMetaStore`]). The Raft log is the partition log: see
+//! [`PartitionLog`].
+
+mod commit;
+mod log;
+mod meta;
+mod open;
+mod read;
+mod segment;
+
+pub use commit::{CommitError, CommitHandle, Completion, GroupCommitter, SharedLog, WriteJob};
+pub use log::{EntryPayload, LogEntry, LogError, PartitionLog};
+pub use meta::RaftMetaStore;
+pub use open::RecoveryReport;
+pub use proto_core::storage::policy::LogConfig;
+pub use read::{FileRange, ReadResult};
