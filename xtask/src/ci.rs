@@ -13,10 +13,22 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 /// Debian packages the steps need, as (a command that proves the package is
-/// installed, the package). Empty today: the Rust toolchain is all the tests use.
-/// The real-client tests will add kcat here; Python clients will want a pip table
-/// beside it, checked the same way.
-const APT_PACKAGES: &[(&str, &str)] = &[];
+/// installed, the package): kcat for the command-line client tests, make and
+/// perl to build librdkafka (the `rdkafka` crate compiles it from source),
+/// python3 and pip for the Python client tests.
+const APT_PACKAGES: &[(&str, &str)] = &[
+    ("kcat", "kcat"),
+    ("make", "make"),
+    ("perl", "perl"),
+    ("python3", "python3"),
+    ("pip3", "python3-pip"),
+];
+
+/// Python packages the client tests import, as (module, PyPI package).
+const PIP_PACKAGES: &[(&str, &str)] = &[
+    ("confluent_kafka", "confluent-kafka"),
+    ("kafka", "kafka-python"),
+];
 
 /// Rust toolchain components the steps run, as (cargo subcommand, rustup component).
 const RUST_COMPONENTS: &[(&str, &str)] = &[("fmt", "rustfmt"), ("clippy", "clippy")];
@@ -157,6 +169,39 @@ fn install_missing() -> anyhow::Result<()> {
     let mut apt = Apt::default();
     for (command, package) in APT_PACKAGES {
         apt.ensure(command, package)?;
+    }
+    for (module, package) in PIP_PACKAGES {
+        ensure_python_module(module, package)?;
+    }
+    Ok(())
+}
+
+/// Installs `package` from PyPI unless `import module` already works.
+fn ensure_python_module(module: &str, package: &str) -> anyhow::Result<()> {
+    let importable = |m: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {m}")])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if importable(module) {
+        return Ok(());
+    }
+    println!("==> installing {package} from PyPI (`import {module}` fails)");
+    let pip = |extra: &[&str]| {
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(extra)
+            .arg(package)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Debian's Python refuses system-wide pip installs unless told otherwise.
+    if !(pip(&[]) || pip(&["--break-system-packages"])) {
+        bail!("pip could not install {package}");
+    }
+    if !importable(module) {
+        bail!("installed {package} but `import {module}` still fails");
     }
     Ok(())
 }

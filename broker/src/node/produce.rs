@@ -104,6 +104,8 @@ impl Node {
         for group in self.waiting_groups(reply) {
             self.check_produces(group);
         }
+        // Answers at once when every partition failed validation.
+        self.flush_produces();
         None
     }
 

@@ -1,0 +1,338 @@
+//! The broker's request handling end to end without sockets: the sans-IO
+//! `Node` over the real disk store, with this test playing the driver.
+
+use std::time::{Duration, Instant};
+
+use broker::disk_store::{DiskStore, Persister};
+use broker::node::topics::TopicConfig;
+use broker::node::{Input, Node, NodeConfig, Output, ReplyId};
+use broker::protocol::{Request, RequestHeader};
+use bytes::{Buf, Bytes};
+use io_sync::host;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse, RequestKind,
+    ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::ResponseError;
+use proto_core::storage::batch::{encode_batch, BatchSpec, Record};
+
+const TOPIC: &str = "orders";
+/// How long a test waits for the disk before it gives up.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A node, its disk, and the responses it produced.
+struct Harness {
+    node: Node,
+    persister: Persister,
+    now_ms: u64,
+    next_seq: u64,
+    responses: Vec<(ReplyId, Option<Bytes>)>,
+    _handle: host::LoopHandle,
+}
+
+impl Harness {
+    fn open(dir: &std::path::Path) -> Harness {
+        let (handle, _events) = host::channel();
+        let (store, persister, recovered) =
+            DiskStore::open(dir, true, handle.waker()).expect("open the data dir");
+        let cfg = NodeConfig {
+            node_id: 1,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            rack: None,
+            cluster_id: "test".into(),
+            auto_create_topics: false,
+            default_partitions: 1,
+            topic_defaults: TopicConfig::defaults(-1, -1, 1 << 20),
+            tick_ms: 100,
+            seed: 7,
+        };
+        let node = Node::new(cfg, Box::new(store), recovered.table, recovered.groups).unwrap();
+        let mut h = Harness {
+            node,
+            persister,
+            now_ms: 0,
+            next_seq: 0,
+            responses: Vec::new(),
+            _handle: handle,
+        };
+        h.settle();
+        h
+    }
+
+    /// Performs outputs and feeds disk completions back until nothing is
+    /// in flight.
+    fn settle(&mut self) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut in_flight = 0usize;
+        loop {
+            for out in self.node.take_outputs() {
+                match out {
+                    Output::Respond { reply, frame } => self.responses.push((reply, frame)),
+                    Output::Close { conn } => panic!("the node closed connection {conn}"),
+                    Output::Persist { group, tp, write } => {
+                        in_flight += 1;
+                        self.persister.submit(group, &tp, write);
+                    }
+                }
+            }
+            if in_flight == 0 {
+                return;
+            }
+            for done in self.persister.completions() {
+                in_flight -= 1;
+                self.node.step(self.now_ms, done);
+            }
+            assert!(Instant::now() < deadline, "the disk did not finish in time");
+            std::thread::yield_now();
+        }
+    }
+
+    fn send(&mut self, key: ApiKey, version: i16, body: RequestKind) -> ReplyId {
+        let reply = ReplyId {
+            conn: 1,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        let header = RequestHeader {
+            api_key: key,
+            api_version: version,
+            correlation_id: reply.seq as i32,
+            client_id: None,
+        };
+        let request = Box::new(Request { header, body });
+        self.node
+            .step(self.now_ms, Input::Request { reply, request });
+        self.settle();
+        reply
+    }
+
+    fn tick(&mut self, ms: u64) {
+        self.now_ms += ms;
+        self.node.step(self.now_ms, Input::Tick { wall_ms: 0 });
+        self.settle();
+    }
+
+    /// The response to `reply`, decoded, if it was sent.
+    fn response<T: Decodable>(
+        &mut self,
+        reply: ReplyId,
+        version: i16,
+        flexible: bool,
+    ) -> Option<T> {
+        let at = self.responses.iter().position(|(r, _)| *r == reply)?;
+        let (_, frame) = self.responses.remove(at);
+        let mut buf = frame.expect("a response frame");
+        let len = buf.get_i32() as usize;
+        assert_eq!(len, buf.len(), "the size prefix matches the frame");
+        ResponseHeader::decode(&mut buf, if flexible { 1 } else { 0 }).unwrap();
+        Some(T::decode(&mut buf, version).expect("a decodable response"))
+    }
+
+    fn create_topic(&mut self, partitions: i32) {
+        let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
+        let r = self.send(ApiKey::CreateTopics, 4, RequestKind::CreateTopics(req));
+        let resp: CreateTopicsResponse = self.response(r, 4, false).unwrap();
+        assert_eq!(
+            resp.topics[0].error_code, 0,
+            "{:?}",
+            resp.topics[0].error_message
+        );
+    }
+
+    fn produce(&mut self, acks: i16, records: Bytes) -> ReplyId {
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(TOPIC))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]);
+        self.send(ApiKey::Produce, 7, RequestKind::Produce(req))
+    }
+
+    fn produced(&mut self, reply: ReplyId) -> (i16, i64) {
+        let resp: ProduceResponse = self.response(reply, 7, false).expect("a produce response");
+        let p = &resp.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    }
+
+    fn fetch(&mut self, offset: i64, max_wait_ms: i32) -> ReplyId {
+        let req = FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(TOPIC))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]);
+        self.send(ApiKey::Fetch, 11, RequestKind::Fetch(req))
+    }
+
+    fn latest(&mut self) -> i64 {
+        let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(TOPIC))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+        let r = self.send(ApiKey::ListOffsets, 2, RequestKind::ListOffsets(req));
+        let resp: ListOffsetsResponse = self.response(r, 2, false).unwrap();
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        p.offset
+    }
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// A client-style batch of `n` records (base offset 0, as producers send).
+fn batch(n: usize, tag: &str) -> Bytes {
+    let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
+    let records: Vec<Record> = values
+        .iter()
+        .map(|v| Record {
+            timestamp_delta: 0,
+            key: None,
+            value: Some(v.as_bytes()),
+        })
+        .collect();
+    let spec = BatchSpec {
+        base_offset: 0,
+        partition_leader_epoch: -1,
+        attributes: 0,
+        base_timestamp: 1_700_000_000_000,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+    Bytes::from(encode_batch(&spec, &records))
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn produced_batches_get_contiguous_offsets_and_are_fetched() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    h.create_topic(1);
+    let first = h.produce(-1, batch(3, "a"));
+    assert_eq!(h.produced(first), (0, 0));
+    let second = h.produce(1, batch(2, "b"));
+    assert_eq!(h.produced(second), (0, 3));
+    assert_eq!(h.latest(), 5);
+
+    let f = h.fetch(0, 0);
+    let resp: FetchResponse = h.response(f, 11, false).unwrap();
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.high_watermark, 5);
+    let records = p.records.clone().unwrap();
+    // Both batches come back byte for byte, offsets assigned.
+    assert_eq!(records.len(), batch(3, "a").len() + batch(2, "b").len());
+    assert_eq!(i64::from_be_bytes(records[..8].try_into().unwrap()), 0);
+}
+
+#[test]
+fn a_corrupt_batch_is_refused_and_nothing_is_stored() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    h.create_topic(1);
+    let mut bad = batch(2, "x").to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let r = h.produce(-1, Bytes::from(bad));
+    assert_eq!(h.produced(r).0, ResponseError::CorruptMessage.code());
+    let r = h.produce(-1, Bytes::from_static(b"garbage"));
+    assert_ne!(h.produced(r).0, 0);
+    assert_eq!(h.latest(), 0);
+}
+
+#[test]
+fn acks_zero_releases_the_slot_without_a_response() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    h.create_topic(1);
+    let r = h.produce(0, batch(1, "z"));
+    let (_, frame) = h
+        .responses
+        .iter()
+        .find(|(id, _)| *id == r)
+        .cloned()
+        .unwrap();
+    assert!(frame.is_none());
+    assert_eq!(h.latest(), 1);
+}
+
+#[test]
+fn unknown_partitions_are_refused() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    let r = h.produce(-1, batch(1, "u"));
+    assert_eq!(
+        h.produced(r).0,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+}
+
+#[test]
+fn a_fetch_at_the_end_waits_for_data_then_answers() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    h.create_topic(1);
+    let parked = h.fetch(0, 10_000);
+    assert!(
+        h.responses.iter().all(|(r, _)| *r != parked),
+        "answered with no data"
+    );
+    let p = h.produce(-1, batch(1, "late"));
+    assert_eq!(h.produced(p), (0, 0));
+    let resp: FetchResponse = h.response(parked, 11, false).expect("woken by the produce");
+    assert_eq!(resp.responses[0].partitions[0].high_watermark, 1);
+
+    // With no data the wait ends at max_wait.
+    let idle = h.fetch(1, 500);
+    h.tick(100);
+    assert!(h.responses.iter().all(|(r, _)| *r != idle));
+    h.tick(500);
+    let resp: FetchResponse = h.response(idle, 11, false).expect("answered at max_wait");
+    assert!(resp.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .is_none_or(|r| r.is_empty()));
+}
+
+#[test]
+fn a_restart_keeps_every_acknowledged_record() {
+    let dir = tempdir();
+    {
+        let mut h = Harness::open(dir.path());
+        h.create_topic(1);
+        for i in 0..5 {
+            let r = h.produce(-1, batch(10, &format!("r{i}")));
+            assert_eq!(h.produced(r), (0, i * 10));
+        }
+        h.persister.shutdown();
+    }
+    let mut h = Harness::open(dir.path());
+    // The single voter elects itself again, and the log is all there.
+    h.tick(100);
+    assert_eq!(h.latest(), 50);
+    let r = h.produce(-1, batch(1, "after"));
+    assert_eq!(h.produced(r), (0, 50));
+}
