@@ -25,9 +25,13 @@ const APT_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Python packages the client tests import, as (module, PyPI package).
+/// lz4, snappy and zstandard give kafka-python its compression codecs.
 const PIP_PACKAGES: &[(&str, &str)] = &[
     ("confluent_kafka", "confluent-kafka"),
     ("kafka", "kafka-python"),
+    ("lz4", "lz4"),
+    ("snappy", "python-snappy"),
+    ("zstandard", "zstandard"),
 ];
 
 /// Rust toolchain components the steps run, as (cargo subcommand, rustup component).

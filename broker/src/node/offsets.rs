@@ -13,6 +13,8 @@ use kafka_protocol::ResponseError;
 use super::Node;
 use crate::protocol::RequestHeader;
 use crate::store::TopicPartition;
+use kafka_protocol::records::RecordBatchDecoder;
+use proto_core::storage::batch::BatchHeader;
 
 /// The special timestamps of ListOffsets.
 const LATEST: i64 = -1;
@@ -61,7 +63,16 @@ impl Node {
             LATEST => base.with_offset(p.high_watermark),
             EARLIEST => base.with_offset(self.store.log_start_offset(&tp)),
             0.. => {
-                match self.store.offset_for_timestamp(&tp, ts) {
+                let found =
+                    self.store
+                        .offset_for_timestamp(&tp, ts)
+                        .and_then(|batch| match batch {
+                            Some((offset, max)) => {
+                                self.record_at_or_after(&tp, offset, ts, max).map(Some)
+                            }
+                            None => Ok(None),
+                        });
+                match found {
                     Ok(Some((offset, found))) if offset < p.high_watermark => {
                         base.with_offset(offset).with_timestamp(found)
                     }
@@ -76,5 +87,43 @@ impl Node {
             // -3 (max timestamp, KIP-734) and anything else: not supported.
             _ => base.with_error_code(ResponseError::InvalidRequest.code()),
         }
+    }
+}
+
+/// Batches with more records than this are answered at batch granularity:
+/// decoding them could allocate without bound.
+const MAX_RECORDS_TO_SCAN: i32 = 1 << 20;
+
+impl Node {
+    /// The first record at or after `ts` in the batch starting at
+    /// `batch_offset` (whose max timestamp is `max`), as Kafka answers
+    /// ListOffsets: record by record, decompressing if need be.
+    fn record_at_or_after(
+        &self,
+        tp: &TopicPartition,
+        batch_offset: i64,
+        ts: i64,
+        max: i64,
+    ) -> std::io::Result<(i64, i64)> {
+        let fallback = (batch_offset, max);
+        let mut raw = self.store.read(tp, batch_offset, 1, i64::MAX)?;
+        let Ok(header) = BatchHeader::parse(&raw) else {
+            return Ok(fallback);
+        };
+        if header.base_offset != batch_offset
+            || !(0..=MAX_RECORDS_TO_SCAN).contains(&header.record_count)
+        {
+            return Ok(fallback);
+        }
+        raw.truncate(header.total_len());
+        let Ok(set) = RecordBatchDecoder::decode(&mut raw) else {
+            tracing::warn!(%tp, batch_offset, "a stored batch did not decode; answering at batch level");
+            return Ok(fallback);
+        };
+        Ok(set
+            .records
+            .iter()
+            .find(|r| r.timestamp >= ts)
+            .map_or(fallback, |r| (r.offset, r.timestamp)))
     }
 }

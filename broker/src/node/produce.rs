@@ -185,6 +185,18 @@ impl Node {
                     return part_error(index, ResponseError::CorruptMessage, Some(e.to_string()))
                 }
             };
+            if header.record_count < 1
+                || i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1
+            {
+                return part_error(
+                    index,
+                    ResponseError::InvalidRecord,
+                    Some(format!(
+                        "record count {} does not match last offset delta {}",
+                        header.record_count, header.last_offset_delta
+                    )),
+                );
+            }
             if header.is_control() || header.is_transactional() {
                 return part_error(
                     index,

@@ -1,0 +1,3 @@
+//! Shared code of the real-client compatibility tests (`tests/clients_*.rs`).
+
+pub mod broker;

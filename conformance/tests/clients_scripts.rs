@@ -1,0 +1,88 @@
+//! External clients against a real `chronik` process, once per I/O driver:
+//! `conformance/clients/python_clients.py` (confluent-kafka, kafka-python) and
+//! `conformance/clients/kcat.sh` (kcat).
+//!
+//! The tools must be installed (`cargo xtask ci` installs them: Debian `kcat`;
+//! `pip install confluent-kafka kafka-python lz4 python-snappy zstandard`). If
+//! they are missing the tests fail, unless `CHRONIK_SKIP_EXTERNAL_CLIENTS=1`.
+
+mod clients;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use clients::broker::{workspace_root, Broker, DRIVERS};
+
+fn scripts_dir() -> PathBuf {
+    workspace_root().join("conformance").join("clients")
+}
+
+/// Whether `cmd args` runs and exits 0; otherwise fails the test (or, with
+/// `CHRONIK_SKIP_EXTERNAL_CLIENTS=1`, says it skips and returns false).
+fn tool_available(what: &str, cmd: &str, args: &[&str]) -> bool {
+    let ok = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        return true;
+    }
+    if std::env::var("CHRONIK_SKIP_EXTERNAL_CLIENTS").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: {what} not available and CHRONIK_SKIP_EXTERNAL_CLIENTS=1");
+        return false;
+    }
+    panic!(
+        "{what} is not available (`{cmd} {}` failed). Run `cargo xtask ci`, which installs \
+         the external clients (apt: kcat python3-pip; pip: confluent-kafka kafka-python \
+         lz4 python-snappy zstandard), or set CHRONIK_SKIP_EXTERNAL_CLIENTS=1 to skip.",
+        args.join(" ")
+    );
+}
+
+/// Runs `cmd args bootstrap` against a fresh broker per driver; on failure
+/// shows the script's output (the broker log follows from `Broker`'s drop).
+fn run_per_driver(name: &str, cmd: &str, args: &[&str]) {
+    for io in DRIVERS {
+        let b = Broker::start(io);
+        let out = Command::new(cmd)
+            .args(args)
+            .arg(b.bootstrap())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("----- {name} --io {io} -----\n{stdout}");
+        assert!(
+            out.status.success(),
+            "[{io}] {name} failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            out.status
+        );
+    }
+}
+
+#[test]
+fn python_clients() {
+    if !tool_available(
+        "confluent-kafka and kafka-python",
+        "python3",
+        &["-c", "import confluent_kafka, kafka"],
+    ) {
+        return;
+    }
+    let script = scripts_dir().join("python_clients.py");
+    run_per_driver("python_clients.py", "python3", &[script.to_str().unwrap()]);
+}
+
+#[test]
+fn kcat() {
+    if !tool_available("kcat", "kcat", &["-V"]) {
+        return;
+    }
+    let script = scripts_dir().join("kcat.sh");
+    run_per_driver("kcat.sh", "bash", &[script.to_str().unwrap()]);
+}
