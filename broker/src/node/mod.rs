@@ -139,6 +139,8 @@ struct Partition {
     leader_epoch: Option<i32>,
     /// Entries applied since the Raft log was last compacted.
     applied_since_compact: u64,
+    /// Bytes of those entries.
+    applied_bytes_since_compact: u64,
     /// A write failed: refuse produces until restart.
     failed: Option<String>,
 }
@@ -146,6 +148,11 @@ struct Partition {
 /// Applied entries after which the in-memory Raft log is compacted: the data
 /// lives in the segment files, the Raft log only needs a short tail.
 const COMPACT_EVERY: u64 = 1024;
+
+/// Applied bytes after which the in-memory Raft log is compacted, whatever
+/// the entry count: with large batches the entry bound alone would let the
+/// in-memory copy grow to gigabytes.
+const COMPACT_EVERY_BYTES: u64 = 4 << 20;
 
 /// The sans-IO broker.
 pub struct Node {
@@ -357,6 +364,7 @@ impl Node {
                 high_watermark: self.store.log_start_offset(&tp),
                 leader_epoch: None,
                 applied_since_compact: 0,
+                applied_bytes_since_compact: 0,
                 failed: None,
             },
         );
@@ -457,8 +465,16 @@ impl Node {
             }
         }
         p.applied_since_compact += entries.len() as u64;
+        p.applied_bytes_since_compact += entries
+            .iter()
+            .map(|e| match &e.payload {
+                Payload::Normal(b) => b.len() as u64,
+                _ => 0,
+            })
+            .sum::<u64>();
         let last = entries.last().map(|e| e.index);
-        let compact = p.applied_since_compact >= COMPACT_EVERY;
+        let compact = p.applied_since_compact >= COMPACT_EVERY
+            || p.applied_bytes_since_compact >= COMPACT_EVERY_BYTES;
         if let Some(last) = last {
             self.applied_waiters(group, entries);
             if compact {
@@ -473,6 +489,7 @@ impl Node {
     fn compact(&mut self, group: GroupId, index: LogIndex) {
         if let Some(p) = self.partitions.get_mut(&group) {
             p.applied_since_compact = 0;
+            p.applied_bytes_since_compact = 0;
         }
         self.raft_step(multiraft::Event::Group {
             group,
