@@ -5,6 +5,7 @@
 //! the same on a laptop and in CI: `ci` is exactly what `.ci/run` checks, and a
 //! simulator failure prints the `cargo xtask sim --seed S` that replays it.
 
+mod bench;
 mod ci;
 mod sim;
 
@@ -22,7 +23,8 @@ commands:
   sim --trace FILE   replay a minimized trace file
   cluster            run a local cluster (not built yet)
   chaos              fault-injection runs against real processes (not built yet)
-  bench              end-to-end benchmarks (not built yet)";
+  bench              end-to-end benchmarks against a release broker with librdkafka
+                     (--duration SECS, --quick, --io tokio|sync|both)";
 
 /// Tasks that are planned but do not exist yet: (command, the issue that builds it,
 /// what it will do). They fail loudly rather than pretend: a green
@@ -38,12 +40,6 @@ const NOT_BUILT_YET: &[(&str, &str, &str)] = &[
         "chaos testing",
         "kill -9, SIGSTOP and network partitions against a real cluster, checked by a \
          Jepsen-style history checker",
-    ),
-    (
-        "bench",
-        "benchmarks",
-        "end-to-end produce/consume throughput and latency against a real cluster; \
-         micro-benchmarks are `cargo bench -p proto-core`",
     ),
 ];
 
@@ -68,6 +64,7 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
     match command.as_str() {
         "ci" => ci::run(&args[1..]),
         "sim" => sim::run(&args[1..]),
+        "bench" => bench::run(&args[1..]),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
