@@ -354,10 +354,6 @@ impl LogStore for DiskStore {
         self.log(tp).map_or(0, |l| lock(&l).next_offset())
     }
 
-    fn size_bytes(&self, tp: &TopicPartition) -> u64 {
-        self.size_of(tp)
-    }
-
     fn offset_for_timestamp(&self, tp: &TopicPartition, ts: i64) -> io::Result<Option<(i64, i64)>> {
         match self.log(tp) {
             Some(log) => lock(&log).offset_for_timestamp(ts),

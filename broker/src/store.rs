@@ -64,8 +64,6 @@ pub trait LogStore {
     fn log_start_offset(&self, tp: &TopicPartition) -> i64;
     /// The offset the next data record will get.
     fn next_offset(&self, tp: &TopicPartition) -> i64;
-    /// Bytes on disk.
-    fn size_bytes(&self, tp: &TopicPartition) -> u64;
     /// The first offset whose batch's max timestamp is at least `ts`, with that
     /// timestamp.
     fn offset_for_timestamp(&self, tp: &TopicPartition, ts: i64) -> io::Result<Option<(i64, i64)>>;

@@ -173,9 +173,6 @@ impl LogStore for NullStore {
     fn next_offset(&self, _: &TopicPartition) -> i64 {
         0
     }
-    fn size_bytes(&self, _: &TopicPartition) -> u64 {
-        0
-    }
     fn offset_for_timestamp(
         &self,
         _: &TopicPartition,

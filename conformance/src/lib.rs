@@ -1,6 +1,8 @@
 //! The conformance suite's building blocks: an in-memory node with a model disk,
-//! the trace interpreter and the deterministic simulator.
+//! the trace interpreter, the deterministic simulator, and what real-process
+//! tests need to start a broker.
 
 pub mod interaction;
+pub mod launch;
 pub mod node;
 pub mod sim;

@@ -203,13 +203,7 @@ impl Node {
         let responses = wanted
             .into_iter()
             .map(|(name, id)| {
-                let name = name.or_else(|| {
-                    self.table
-                        .topics
-                        .iter()
-                        .find(|(_, t)| t.id == id.as_u128())
-                        .map(|(n, _)| n.clone())
-                });
+                let name = name.or_else(|| self.table.name_of(id.as_u128()));
                 let result = DeletableTopicResult::default().with_topic_id(id);
                 let Some(name) = name else {
                     return result.with_error_code(ResponseError::UnknownTopicId.code());

@@ -64,11 +64,7 @@ impl Node {
         let mut topics = Vec::with_capacity(req.topics.len());
         for t in &req.topics {
             let name = if by_id {
-                self.table
-                    .topics
-                    .iter()
-                    .find(|(_, topic)| topic.id == t.topic_id.as_u128())
-                    .map(|(n, _)| n.clone())
+                self.table.name_of(t.topic_id.as_u128())
             } else {
                 Some(t.topic.0.to_string())
             };

@@ -48,13 +48,7 @@ impl Node {
             Some(list) => list
                 .into_iter()
                 .map(|(name, id)| {
-                    let name = name.or_else(|| {
-                        self.table
-                            .topics
-                            .iter()
-                            .find(|(_, t)| t.id == id.as_u128())
-                            .map(|(n, _)| n.clone())
-                    });
+                    let name = name.or_else(|| self.table.name_of(id.as_u128()));
                     match name {
                         None => MetadataResponseTopic::default()
                             .with_topic_id(id)

@@ -147,6 +147,14 @@ impl TopicTable {
             .unwrap_or_default()
     }
 
+    /// The name of the topic with id `id` (newer requests name topics by id).
+    pub fn name_of(&self, id: u128) -> Option<String> {
+        self.topics
+            .iter()
+            .find(|(_, t)| t.id == id)
+            .map(|(n, _)| n.clone())
+    }
+
     /// Reads a table [`TopicTable::encode`] wrote, validating it first.
     pub fn decode(data: &[u8]) -> Result<TopicTable, String> {
         let mut aligned = rkyv::util::AlignedVec::<16>::new();

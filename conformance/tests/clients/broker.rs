@@ -15,12 +15,14 @@
 #![allow(dead_code)]
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use conformance::launch;
 
 /// Both I/O drivers; every client test runs once against each.
 pub const DRIVERS: [&str; 2] = ["tokio", "sync"];
@@ -59,9 +61,9 @@ impl Broker {
             io: io.to_string(),
             child: None,
             dir,
-            kafka: free_port(),
-            admin: free_port(),
-            raft: free_port(),
+            kafka: launch::free_port().expect("a free port"),
+            admin: launch::free_port().expect("a free port"),
+            raft: launch::free_port().expect("a free port"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             starts: 0,
         };
@@ -114,28 +116,24 @@ impl Broker {
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("broker is running");
         signal(child.id(), "TERM");
-        let deadline = Instant::now() + STOP_DEADLINE;
-        loop {
-            if let Some(status) = child.try_wait().expect("poll the broker") {
-                assert!(
-                    status.success(),
-                    "[{}] broker did not exit cleanly on SIGTERM: {status:?}\n{}",
-                    self.io,
-                    self.log_tail(40)
-                );
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "[{}] broker still running {STOP_DEADLINE:?} after SIGTERM\n{}",
-                    self.io,
-                    self.log_tail(40)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let exited =
+            launch::poll_until(STOP_DEADLINE, || child.try_wait().expect("poll the broker"));
+        let Some(status) = exited else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "[{}] broker still running {STOP_DEADLINE:?} after SIGTERM\n{}",
+                self.io,
+                self.log_tail(40)
+            );
+        };
+        assert!(
+            status.success(),
+            "[{}] broker did not exit cleanly on SIGTERM: {status:?}\n{}",
+            self.io,
+            self.log_tail(40)
+        );
+        status
     }
 
     /// Starts the process again on the same ports and data directory. Stops a
@@ -194,29 +192,9 @@ impl Broker {
     }
 
     fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                panic!(
-                    "[{}] broker exited before becoming healthy: {status:?}\n{}",
-                    self.io,
-                    self.log_tail(40)
-                );
-            }
-            let last = match http_status(self.admin, "/health") {
-                Ok(200) => return,
-                Ok(code) => format!("HTTP {code}"),
-                Err(e) => e.to_string(),
-            };
-            if Instant::now() > deadline {
-                panic!(
-                    "[{}] broker not healthy after {START_DEADLINE:?} (last: {last})\n{}",
-                    self.io,
-                    self.log_tail(40)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        let child = self.child.as_mut().expect("broker is running");
+        if let Err(why) = launch::wait_healthy(child, self.admin, START_DEADLINE) {
+            panic!("[{}] broker {why}\n{}", self.io, self.log_tail(40));
         }
     }
 }
@@ -245,26 +223,6 @@ fn signal(pid: u32, sig: &str) {
         .status()
         .expect("run kill(1)");
     assert!(status.success(), "kill -{sig} {pid} failed");
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().unwrap()
-}
-
-/// The status code of a plain HTTP/1.0 GET.
-fn http_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad HTTP answer {text:?}")))
 }
 
 /// The workspace root (the conformance crate's parent).
@@ -308,15 +266,7 @@ pub fn binary() -> PathBuf {
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    launch::poll_until(timeout, f)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
 }

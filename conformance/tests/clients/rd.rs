@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -15,11 +15,10 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::bindings as ffi;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -197,34 +196,13 @@ pub fn acked(r: &Report) -> (i32, i64) {
 
 // ----- consuming -------------------------------------------------------------
 
-/// Counts Fetch requests from librdkafka's statistics.
-#[derive(Clone, Default)]
-pub struct StatsContext {
-    pub fetch_requests: Arc<AtomicI64>,
-    pub stats_seen: Arc<AtomicI64>,
-}
-
-impl ClientContext for StatsContext {
-    fn stats(&self, s: Statistics) {
-        let n: i64 = s
-            .brokers
-            .values()
-            .filter(|b| b.nodeid >= 0)
-            .map(|b| b.req.get("Fetch").copied().unwrap_or(0))
-            .sum();
-        self.fetch_requests.store(n, Ordering::SeqCst);
-        self.stats_seen.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl ConsumerContext for StatsContext {}
-
-pub type Cons = BaseConsumer<StatsContext>;
+/// The consumer every test uses.
+pub type Cons = BaseConsumer;
 
 /// A consumer with manual assignment (consumer groups are not implemented yet:
 /// librdkafka wants a `group.id` for `assign`, but never joins the group and
 /// nothing is committed), reporting partition EOF.
-pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> (Cons, StatsContext) {
+pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> Cons {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
         .set("group.id", "chronik-compat-unused")
@@ -235,11 +213,7 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> (Cons, StatsContext)
     for (k, v) in extra {
         cfg.set(*k, *v);
     }
-    let ctx = StatsContext::default();
-    let c = cfg
-        .create_with_context(ctx.clone())
-        .expect("create librdkafka consumer");
-    (c, ctx)
+    cfg.create().expect("create librdkafka consumer")
 }
 
 pub fn assign(c: &Cons, topic: &str, partition: i32, from: Offset) {
@@ -252,7 +226,7 @@ pub fn assign(c: &Cons, topic: &str, partition: i32, from: Offset) {
 /// has then seen the partition's end; panics at the deadline, or if more
 /// than `expect` records are there.
 pub fn consume(bootstrap: &str, topic: &str, partition: i32, expect: usize) -> Vec<OwnedMessage> {
-    let (c, _) = consumer(bootstrap, &[]);
+    let c = consumer(bootstrap, &[]);
     assign(&c, topic, partition, Offset::Offset(0));
     let deadline = Instant::now() + OP_TIMEOUT;
     let mut out = Vec::new();
@@ -318,7 +292,7 @@ pub fn assert_contiguous(ctx: &str, msgs: &[OwnedMessage]) {
 }
 
 pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
-    let (c, _) = consumer(bootstrap, &[]);
+    let c = consumer(bootstrap, &[]);
     c.fetch_watermarks(topic, partition, OP_TIMEOUT)
         .unwrap_or_else(|e| panic!("ListOffsets {topic}/{partition}: {e}"))
 }

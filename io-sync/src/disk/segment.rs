@@ -120,14 +120,26 @@ impl Segment {
         index_interval: u32,
     ) -> io::Result<Segment> {
         write_sidecar(dir, base_offset, base_raft_index)?;
+        Segment::open_files(dir, base_offset, base_raft_index, index_interval, true)
+    }
+
+    /// Opens (`create`: creating and truncating) a segment's three files; the
+    /// segment starts empty, with every file dirty if it was just created.
+    fn open_files(
+        dir: &Path,
+        base_offset: i64,
+        base_raft_index: u64,
+        index_interval: u32,
+        create: bool,
+    ) -> io::Result<Segment> {
         let log_path = file_path(dir, base_offset, "log");
         Ok(Segment {
             base_offset,
             base_raft_index,
-            log: Arc::new(open_rw(&log_path, true)?),
+            log: Arc::new(open_rw(&log_path, create)?),
             log_path,
-            index_file: open_rw(&file_path(dir, base_offset, "index"), true)?,
-            time_file: open_rw(&file_path(dir, base_offset, "timeindex"), true)?,
+            index_file: open_rw(&file_path(dir, base_offset, "index"), create)?,
+            time_file: open_rw(&file_path(dir, base_offset, "timeindex"), create)?,
             size: 0,
             entries: 0,
             next_offset: base_offset,
@@ -136,8 +148,8 @@ impl Segment {
             offsets: Vec::new(),
             times: Vec::new(),
             builder: IndexBuilder::new(index_interval),
-            dirty: true,
-            sidecar_dirty: true,
+            dirty: create,
+            sidecar_dirty: create,
             pending: Vec::new(),
             pending_offsets: 0,
             pending_times: 0,
@@ -154,30 +166,9 @@ impl Segment {
         index_interval: u32,
         max_batch_bytes: usize,
     ) -> io::Result<LoadOutcome> {
-        let log_path = file_path(dir, base_offset, "log");
-        let log = open_rw(&log_path, false)?;
-        let file_len = log.metadata()?.len();
-        let mut seg = Segment {
-            base_offset,
-            base_raft_index,
-            log: Arc::new(log),
-            log_path,
-            index_file: open_rw(&file_path(dir, base_offset, "index"), false)?,
-            time_file: open_rw(&file_path(dir, base_offset, "timeindex"), false)?,
-            size: 0,
-            entries: 0,
-            next_offset: base_offset,
-            index_interval,
-            first_timestamp: None,
-            offsets: Vec::new(),
-            times: Vec::new(),
-            builder: IndexBuilder::new(index_interval),
-            dirty: false,
-            sidecar_dirty: false,
-            pending: Vec::new(),
-            pending_offsets: 0,
-            pending_times: 0,
-        };
+        let mut seg =
+            Segment::open_files(dir, base_offset, base_raft_index, index_interval, false)?;
+        let file_len = seg.log.metadata()?.len();
         let mut scanner = Scanner::new(base_offset, min_epoch, max_batch_bytes);
         let mut buf: Vec<u8> = Vec::new();
         let mut buf_start = 0u64;

@@ -2,16 +2,16 @@
 //! and CPU read from `/proc/<pid>`.
 
 use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use conformance::launch;
 
 /// How long a spawned broker may take to answer `GET /health` 200.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -42,7 +42,11 @@ impl Broker {
             .with_context(|| format!("create {}", data_dir.display()))?;
         let log =
             File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
-        let (kafka, admin, raft) = (free_port()?, free_port()?, free_port()?);
+        let (kafka, admin, raft) = (
+            launch::free_port()?,
+            launch::free_port()?,
+            launch::free_port()?,
+        );
         let child = Command::new(bin)
             .arg("serve")
             .args(["--node-id", "1"])
@@ -67,27 +71,10 @@ impl Broker {
             log_path,
             kafka,
         };
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if let Some(status) = b.child.try_wait()? {
-                bail!(
-                    "broker exited before becoming healthy ({status}); log:\n{}",
-                    b.log_tail(30)
-                );
-            }
-            let last = match http_status(admin, "/health") {
-                Ok(200) => return Ok(b),
-                Ok(code) => format!("HTTP {code}"),
-                Err(e) => e.to_string(),
-            };
-            if Instant::now() > deadline {
-                bail!(
-                    "broker not healthy after {START_DEADLINE:?} (last: {last}); log:\n{}",
-                    b.log_tail(30)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        if let Err(why) = launch::wait_healthy(&mut b.child, admin, START_DEADLINE) {
+            bail!("broker {why}; log:\n{}", b.log_tail(30));
         }
+        Ok(b)
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -114,26 +101,6 @@ impl Drop for Broker {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
-}
-
-/// A loopback address nobody listens on right now.
-fn free_port() -> anyhow::Result<SocketAddr> {
-    let l = TcpListener::bind("127.0.0.1:0").context("bind an ephemeral port")?;
-    Ok(l.local_addr()?)
-}
-
-/// The status code of a plain HTTP/1.0 GET.
-fn http_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad HTTP answer {text:?}")))
 }
 
 /// Memory figures of a process, in KiB, as the sampler last saw them.
