@@ -9,8 +9,10 @@
 //! of `protocol_roundtrip.rs`); mutations are bit flips, truncation, size
 //! prefix tweaks, "interesting" integers written over length and count
 //! fields, byte insertion/deletion, splices of two requests, and random bytes
-//! behind a plausible header. The RNG is seeded, so a failure repeats; set
-//! `CHRONIK_FUZZ_SEED` / `CHRONIK_FUZZ_FRAMES` to explore further.
+//! behind a plausible header. Every kind of outcome, and every served API,
+//! must come up often enough to have been tested. The RNG is seeded, so a
+//! failure repeats; set `CHRONIK_FUZZ_SEED` / `CHRONIK_FUZZ_FRAMES` to
+//! explore further.
 
 #[path = "protocol_roundtrip.rs"]
 mod roundtrip;
@@ -271,6 +273,7 @@ fn a_million_hostile_frames_neither_panic_nor_blow_up_memory() {
         .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut outcomes = Outcomes::default();
+    let mut decoded_by_api = std::collections::BTreeMap::<&str, u64>::new();
     let mut worst = (0.0f64, 0usize, Vec::new());
     let mut broker = node();
     for i in 0..frames {
@@ -307,9 +310,11 @@ fn a_million_hostile_frames_neither_panic_nor_blow_up_memory() {
                 );
                 match result {
                     Ok(request) => {
-                        assert!(SUPPORTED_APIS
+                        let api = SUPPORTED_APIS
                             .iter()
-                            .any(|a| a.key == request.header.api_key));
+                            .find(|a| a.key == request.header.api_key)
+                            .expect("only served APIs decode");
+                        *decoded_by_api.entry(api.name).or_default() += 1;
                         outcomes.decoded += 1;
                         handle(&mut broker, i / 10, i, request);
                     }
@@ -331,6 +336,7 @@ fn a_million_hostile_frames_neither_panic_nor_blow_up_memory() {
         "{frames} frames, seed {seed}: {outcomes:?}; worst allocation/frame ratio {:.1} ({} bytes)",
         worst.0, worst.1
     );
+    println!("decoded per API: {decoded_by_api:?}");
     // Each kind of outcome must have been reached, or the mutations are too
     // weak (or too destructive) to test anything.
     let min = frames / 1000;
@@ -345,6 +351,16 @@ fn a_million_hostile_frames_neither_panic_nor_blow_up_memory() {
         assert!(
             count >= min,
             "only {count} frames ended {name}: {outcomes:?}"
+        );
+    }
+    // Every served API must reach the node now and then, or its seeds (and
+    // its handler) go untested.
+    for api in SUPPORTED_APIS {
+        let count = decoded_by_api.get(api.name).copied().unwrap_or(0);
+        assert!(
+            count >= frames / 10_000,
+            "only {count} {} requests decoded",
+            api.name
         );
     }
 }

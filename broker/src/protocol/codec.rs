@@ -243,18 +243,30 @@ mod tests {
     }
 
     /// Rows of the ApiVersions body (key, min, max) as raw bytes, no tags.
-    const TABLE_BYTES: [[u8; 6]; 12] = [
+    const TABLE_BYTES: [[u8; 6]; 24] = [
         [0, 0, 0, 3, 0, 10],
         [0, 1, 0, 4, 0, 16],
         [0, 2, 0, 1, 0, 10],
         [0, 3, 0, 0, 0, 13],
+        [0, 8, 0, 2, 0, 9],
+        [0, 9, 0, 1, 0, 9],
+        [0, 10, 0, 0, 0, 6],
+        [0, 11, 0, 0, 0, 9],
+        [0, 12, 0, 0, 0, 4],
+        [0, 13, 0, 0, 0, 5],
+        [0, 14, 0, 0, 0, 5],
+        [0, 15, 0, 0, 0, 5],
+        [0, 16, 0, 0, 0, 5],
         [0, 18, 0, 0, 0, 4],
         [0, 19, 0, 2, 0, 7],
         [0, 20, 0, 1, 0, 6],
+        [0, 22, 0, 0, 0, 5],
         [0, 32, 0, 1, 0, 4],
         [0, 33, 0, 0, 0, 2],
         [0, 37, 0, 0, 0, 3],
+        [0, 42, 0, 0, 0, 2],
         [0, 44, 0, 0, 0, 1],
+        [0, 47, 0, 0, 0, 0],
         [0, 60, 0, 0, 0, 2],
     ];
 
@@ -265,17 +277,17 @@ mod tests {
 
     #[test]
     fn api_versions_v0_golden_bytes() {
-        let mut want = vec![0, 0, 0, 82, 0, 0, 0, 7, 0, 0, 0, 0, 0, 12];
+        let mut want = vec![0, 0, 0, 154, 0, 0, 0, 7, 0, 0, 0, 0, 0, 24];
         want.extend(TABLE_BYTES.concat());
         assert_eq!(&api_versions_frame(0)[..], &want[..]);
     }
 
     #[test]
     fn api_versions_v3_golden_bytes_have_no_tagged_fields() {
-        // Header v0 (no tag byte); compact array of 12 (varint 13), each entry
+        // Header v0 (no tag byte); compact array of 24 (varint 25), each entry
         // with an empty tag section; throttle 0; an empty top-level tag section:
         // no FinalizedFeaturesEpoch, which librdkafka < 2.2 cannot skip.
-        let mut want = vec![0, 0, 0, 96, 0, 0, 0, 7, 0, 0, 13];
+        let mut want = vec![0, 0, 0, 180, 0, 0, 0, 7, 0, 0, 25];
         for row in TABLE_BYTES {
             want.extend(row);
             want.push(0);
@@ -341,7 +353,7 @@ mod tests {
                 api_version: 5
             }
         );
-        let mut want = vec![0, 0, 0, 82, 0, 0, 0, 99, 0, 35, 0, 0, 0, 12];
+        let mut want = vec![0, 0, 0, 154, 0, 0, 0, 99, 0, 35, 0, 0, 0, 24];
         want.extend(TABLE_BYTES.concat());
         assert_eq!(err.reply().as_deref(), Some(&want[..]));
     }
@@ -359,7 +371,7 @@ mod tests {
         );
         assert_eq!(old_produce.reply(), None);
         // Known to Kafka but not served yet, and unknown to Kafka.
-        for key in [ApiKey::JoinGroup as i16, 999, -1] {
+        for key in [ApiKey::AddPartitionsToTxn as i16, 999, -1] {
             let err = decode_request(raw(key, 0, &[])).unwrap_err();
             assert_eq!(
                 err,

@@ -330,6 +330,155 @@ pub(crate) const DESCRIBE_CLUSTER: Schema = Schema {
     body: st(&[f(BOOL), since(I8, 1), since(BOOL, 2)]),
 };
 
+/// OffsetCommitRequest (flexible from v8).
+pub(crate) const OFFSET_COMMIT: Schema = Schema {
+    flexible_from: 8,
+    body: st(&[
+        f(STR),
+        f(I32),
+        f(STR),
+        since(STR, 7),
+        until(I64, 4),
+        f(Ty::Array(&Ty::Struct(&st(&[
+            f(STR),
+            f(Ty::Array(&Ty::Struct(&st(&[
+                f(I32),
+                f(I64),
+                since(I32, 6),
+                f(STR),
+            ])))),
+        ])))),
+    ]),
+};
+
+/// OffsetFetchRequest (flexible from v6): one group and its topics up to v7,
+/// a batch of groups from v8.
+pub(crate) const OFFSET_FETCH: Schema = Schema {
+    flexible_from: 6,
+    body: st(&[
+        until(STR, 7),
+        until(
+            Ty::Array(&Ty::Struct(&st(&[
+                until(STR, 7),
+                until(Ty::Array(&I32), 7),
+            ]))),
+            7,
+        ),
+        since(
+            Ty::Array(&Ty::Struct(&st(&[
+                since(STR, 8),
+                since(STR, 9),
+                since(I32, 9),
+                since(
+                    Ty::Array(&Ty::Struct(&st(&[
+                        since(STR, 8),
+                        since(Ty::Array(&I32), 8),
+                    ]))),
+                    8,
+                ),
+            ]))),
+            8,
+        ),
+        since(BOOL, 7),
+    ]),
+};
+
+/// FindCoordinatorRequest (flexible from v3): one key up to v3, a batch of
+/// keys from v4.
+pub(crate) const FIND_COORDINATOR: Schema = Schema {
+    flexible_from: 3,
+    body: st(&[until(STR, 3), since(I8, 1), since(Ty::Array(&STR), 4)]),
+};
+
+/// JoinGroupRequest (flexible from v6). Protocol metadata stays opaque bytes.
+pub(crate) const JOIN_GROUP: Schema = Schema {
+    flexible_from: 6,
+    body: st(&[
+        f(STR),
+        f(I32),
+        since(I32, 1),
+        f(STR),
+        since(STR, 5),
+        f(STR),
+        f(Ty::Array(&Ty::Struct(&st(&[f(STR), f(Ty::Bytes)])))),
+        since(STR, 8),
+    ]),
+};
+
+/// HeartbeatRequest (flexible from v4).
+pub(crate) const HEARTBEAT: Schema = Schema {
+    flexible_from: 4,
+    body: st(&[f(STR), f(I32), f(STR), since(STR, 3)]),
+};
+
+/// LeaveGroupRequest (flexible from v4): one member up to v2, a batch of
+/// members from v3.
+pub(crate) const LEAVE_GROUP: Schema = Schema {
+    flexible_from: 4,
+    body: st(&[
+        f(STR),
+        until(STR, 2),
+        since(
+            Ty::Array(&Ty::Struct(&st(&[
+                since(STR, 3),
+                since(STR, 3),
+                since(STR, 5),
+            ]))),
+            3,
+        ),
+    ]),
+};
+
+/// SyncGroupRequest (flexible from v4). Assignments stay opaque bytes.
+pub(crate) const SYNC_GROUP: Schema = Schema {
+    flexible_from: 4,
+    body: st(&[
+        f(STR),
+        f(I32),
+        f(STR),
+        since(STR, 3),
+        since(STR, 5),
+        since(STR, 5),
+        f(Ty::Array(&Ty::Struct(&st(&[f(STR), f(Ty::Bytes)])))),
+    ]),
+};
+
+/// DescribeGroupsRequest (flexible from v5).
+pub(crate) const DESCRIBE_GROUPS: Schema = Schema {
+    flexible_from: 5,
+    body: st(&[f(Ty::Array(&STR)), since(BOOL, 3)]),
+};
+
+/// ListGroupsRequest (flexible from v3; empty before v4).
+pub(crate) const LIST_GROUPS: Schema = Schema {
+    flexible_from: 3,
+    body: st(&[since(Ty::Array(&STR), 4), since(Ty::Array(&STR), 5)]),
+};
+
+/// InitProducerIdRequest (flexible from v2).
+pub(crate) const INIT_PRODUCER_ID: Schema = Schema {
+    flexible_from: 2,
+    body: st(&[f(STR), f(I32), since(I64, 3), since(I16, 3)]),
+};
+
+/// DeleteGroupsRequest (flexible from v2).
+pub(crate) const DELETE_GROUPS: Schema = Schema {
+    flexible_from: 2,
+    body: st(&[f(Ty::Array(&STR))]),
+};
+
+/// OffsetDeleteRequest (v0 only, never flexible).
+pub(crate) const OFFSET_DELETE: Schema = Schema {
+    flexible_from: i16::MAX,
+    body: st(&[
+        f(STR),
+        f(Ty::Array(&Ty::Struct(&st(&[
+            f(STR),
+            f(Ty::Array(&Ty::Struct(&st(&[f(I32)])))),
+        ])))),
+    ]),
+};
+
 impl Schema {
     /// Walks `body` as version `version` of this request; returns the number
     /// of bytes the structure occupies (callers may ignore trailing bytes).
