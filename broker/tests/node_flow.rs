@@ -336,3 +336,328 @@ fn a_restart_keeps_every_acknowledged_record() {
     let r = h.produce(-1, batch(1, "after"));
     assert_eq!(h.produced(r), (0, 50));
 }
+
+/// Incremental fetch sessions (KIP-227): a full fetch at epoch 0 creates one,
+/// incremental fetches answer only what changed.
+mod fetch_sessions {
+    use super::*;
+    use kafka_protocol::messages::fetch_request::ForgottenTopic;
+
+    /// How the requests of a test name the topic.
+    #[derive(Clone, Copy)]
+    enum Naming {
+        /// Fetch v11, by name.
+        Name,
+        /// Fetch v13, by the topic's id.
+        Id(uuid::Uuid),
+    }
+
+    impl Naming {
+        fn version(self) -> i16 {
+            match self {
+                Naming::Name => 11,
+                Naming::Id(_) => 13,
+            }
+        }
+    }
+
+    /// One Fetch request's session fields and partitions.
+    struct Session<'a> {
+        id: i32,
+        epoch: i32,
+        /// (partition, fetch offset)
+        named: &'a [(i32, i64)],
+        forgotten: &'a [i32],
+        max_wait_ms: i32,
+    }
+
+    /// What a response says of one partition: (partition, high watermark,
+    /// error code, record bytes).
+    type Seen = (i32, i64, i16, usize);
+
+    /// Sends a Fetch on connection `conn`.
+    fn send_fetch(h: &mut Harness, conn: u64, naming: Naming, s: &Session) -> ReplyId {
+        let topic = |t: FetchTopic| match naming {
+            Naming::Name => t.with_topic(name(TOPIC)),
+            Naming::Id(id) => t.with_topic_id(id),
+        };
+        let named: Vec<FetchTopic> = if s.named.is_empty() {
+            Vec::new()
+        } else {
+            vec![topic(FetchTopic::default()).with_partitions(
+                s.named
+                    .iter()
+                    .map(|&(p, offset)| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )]
+        };
+        let forgotten = if s.forgotten.is_empty() {
+            Vec::new()
+        } else {
+            let t = ForgottenTopic::default().with_partitions(s.forgotten.to_vec());
+            vec![match naming {
+                Naming::Name => t.with_topic(name(TOPIC)),
+                Naming::Id(id) => t.with_topic_id(id),
+            }]
+        };
+        let req = FetchRequest::default()
+            .with_max_wait_ms(s.max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_id(s.id)
+            .with_session_epoch(s.epoch)
+            .with_topics(named)
+            .with_forgotten_topics_data(forgotten);
+        let reply = ReplyId {
+            conn,
+            seq: h.next_seq,
+        };
+        h.next_seq += 1;
+        let header = RequestHeader {
+            api_key: ApiKey::Fetch,
+            api_version: naming.version(),
+            correlation_id: reply.seq as i32,
+            client_id: None,
+        };
+        let request = Box::new(Request {
+            header,
+            body: RequestKind::Fetch(req),
+        });
+        h.node.step(h.now_ms, Input::Request { reply, request });
+        h.settle();
+        reply
+    }
+
+    /// The response to `reply`, if sent: (top-level error, session id, partitions).
+    fn answered(h: &mut Harness, reply: ReplyId, naming: Naming) -> Option<(i16, i32, Vec<Seen>)> {
+        let v = naming.version();
+        let resp: FetchResponse = h.response(reply, v, v >= 12)?;
+        let mut seen = Vec::new();
+        for t in &resp.responses {
+            match naming {
+                Naming::Name => assert_eq!(t.topic.0.as_str(), TOPIC),
+                Naming::Id(id) => assert_eq!(t.topic_id, id),
+            }
+            for p in &t.partitions {
+                let bytes = p.records.as_ref().map_or(0, |r| r.len());
+                seen.push((p.partition_index, p.high_watermark, p.error_code, bytes));
+            }
+        }
+        Some((resp.error_code, resp.session_id, seen))
+    }
+
+    fn fetch_now(h: &mut Harness, naming: Naming, s: &Session) -> (i16, i32, Vec<Seen>) {
+        let r = send_fetch(h, 1, naming, s);
+        answered(h, r, naming).expect("answered at once")
+    }
+
+    fn partitions(seen: &[Seen]) -> Vec<i32> {
+        seen.iter().map(|s| s.0).collect()
+    }
+
+    fn produce_to(h: &mut Harness, partition: i32, records: Bytes) {
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(TOPIC))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])]);
+        let r = h.send(ApiKey::Produce, 7, RequestKind::Produce(req));
+        let resp: ProduceResponse = h.response(r, 7, false).expect("a produce response");
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    }
+
+    /// A full fetch at epoch 0 of `parts` (partition, offset), answered at
+    /// once; the new session's id and what it said.
+    fn open_session(h: &mut Harness, naming: Naming, parts: &[(i32, i64)]) -> (i32, Vec<Seen>) {
+        let (error, id, seen) = fetch_now(
+            h,
+            naming,
+            &Session {
+                id: 0,
+                epoch: 0,
+                named: parts,
+                forgotten: &[],
+                max_wait_ms: 0,
+            },
+        );
+        assert_eq!(error, 0);
+        assert_ne!(id, 0, "a full fetch at epoch 0 creates a session");
+        (id, seen)
+    }
+
+    #[test]
+    fn an_incremental_fetch_answers_only_the_partitions_that_changed() {
+        let dir = tempdir();
+        let mut h = Harness::open(dir.path());
+        h.create_topic(2);
+        produce_to(&mut h, 0, batch(3, "a"));
+        let (id, seen) = open_session(&mut h, Naming::Name, &[(0, 0), (1, 0)]);
+        assert_eq!(
+            partitions(&seen),
+            vec![0, 1],
+            "a full response has every partition"
+        );
+        assert_eq!((seen[0].1, seen[0].2), (3, 0));
+        assert!(seen[0].3 > 0, "the records of partition 0");
+
+        // The client moves partition 0 to offset 3; nothing is new anywhere,
+        // so the fetch waits, and at max_wait answers with no partition.
+        let quiet = Session {
+            id,
+            epoch: 1,
+            named: &[(0, 3)],
+            forgotten: &[],
+            max_wait_ms: 500,
+        };
+        let parked = send_fetch(&mut h, 1, Naming::Name, &quiet);
+        h.tick(100);
+        assert!(
+            answered(&mut h, parked, Naming::Name).is_none(),
+            "answered with no data"
+        );
+        h.tick(500);
+        assert_eq!(
+            answered(&mut h, parked, Naming::Name),
+            Some((0, id, vec![]))
+        );
+
+        // A produce to partition 1 wakes the next one, which answers exactly
+        // partition 1; it names no partition, the session remembers them.
+        let waiting = send_fetch(
+            &mut h,
+            1,
+            Naming::Name,
+            &Session {
+                id,
+                epoch: 2,
+                named: &[],
+                forgotten: &[],
+                max_wait_ms: 60_000,
+            },
+        );
+        assert!(answered(&mut h, waiting, Naming::Name).is_none());
+        produce_to(&mut h, 1, batch(2, "b"));
+        let (error, sid, seen) =
+            answered(&mut h, waiting, Naming::Name).expect("woken by the produce");
+        assert_eq!((error, sid), (0, id));
+        assert_eq!(partitions(&seen), vec![1]);
+        assert_eq!((seen[0].1, seen[0].2), (2, 0));
+        assert!(seen[0].3 > 0);
+
+        // The session is the node's, not the connection's.
+        let r = send_fetch(
+            &mut h,
+            2,
+            Naming::Name,
+            &Session {
+                id,
+                epoch: 3,
+                named: &[(1, 2)],
+                forgotten: &[],
+                max_wait_ms: 0,
+            },
+        );
+        assert_eq!(answered(&mut h, r, Naming::Name), Some((0, id, vec![])));
+    }
+
+    #[test]
+    fn a_forgotten_partition_stops_appearing() {
+        let dir = tempdir();
+        let mut h = Harness::open(dir.path());
+        h.create_topic(2);
+        let (id, _) = open_session(&mut h, Naming::Name, &[(0, 0), (1, 0)]);
+        let forget = Session {
+            id,
+            epoch: 1,
+            named: &[],
+            forgotten: &[1],
+            max_wait_ms: 0,
+        };
+        assert_eq!(fetch_now(&mut h, Naming::Name, &forget), (0, id, vec![]));
+        produce_to(&mut h, 1, batch(1, "gone"));
+        produce_to(&mut h, 0, batch(1, "kept"));
+        let next = Session {
+            id,
+            epoch: 2,
+            named: &[],
+            forgotten: &[],
+            max_wait_ms: 0,
+        };
+        let (error, _, seen) = fetch_now(&mut h, Naming::Name, &next);
+        assert_eq!(error, 0);
+        assert_eq!(partitions(&seen), vec![0]);
+    }
+
+    #[test]
+    fn a_wrong_epoch_and_an_unknown_session_are_refused() {
+        let dir = tempdir();
+        let mut h = Harness::open(dir.path());
+        h.create_topic(1);
+        let (id, _) = open_session(&mut h, Naming::Name, &[(0, 0)]);
+        let at = |id: i32, epoch: i32| Session {
+            id,
+            epoch,
+            named: &[],
+            forgotten: &[],
+            max_wait_ms: 0,
+        };
+        assert_eq!(
+            fetch_now(&mut h, Naming::Name, &at(id, 5)),
+            (ResponseError::InvalidFetchSessionEpoch.code(), 0, vec![])
+        );
+        assert_eq!(
+            fetch_now(&mut h, Naming::Name, &at(id ^ 0x55, 1)),
+            (ResponseError::FetchSessionIdNotFound.code(), 0, vec![])
+        );
+        // Neither touched the session; then epoch -1 closes it.
+        assert_eq!(fetch_now(&mut h, Naming::Name, &at(id, 1)), (0, id, vec![]));
+        assert_eq!(fetch_now(&mut h, Naming::Name, &at(id, -1)), (0, 0, vec![]));
+        assert_eq!(
+            fetch_now(&mut h, Naming::Name, &at(id, 2)).0,
+            ResponseError::FetchSessionIdNotFound.code()
+        );
+    }
+
+    #[test]
+    fn sessions_work_when_topics_are_named_by_id() {
+        let dir = tempdir();
+        let mut h = Harness::open(dir.path());
+        let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(2)
+            .with_replication_factor(1)]);
+        let r = h.send(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(req));
+        let created: CreateTopicsResponse = h.response(r, 7, true).unwrap();
+        assert_eq!(created.topics[0].error_code, 0);
+        let naming = Naming::Id(created.topics[0].topic_id);
+
+        let (id, seen) = open_session(&mut h, naming, &[(0, 0), (1, 0)]);
+        assert_eq!(partitions(&seen), vec![0, 1]);
+        produce_to(&mut h, 0, batch(2, "by-id"));
+        let next = Session {
+            id,
+            epoch: 1,
+            named: &[],
+            forgotten: &[],
+            max_wait_ms: 0,
+        };
+        let (error, sid, seen) = fetch_now(&mut h, naming, &next);
+        assert_eq!((error, sid), (0, id));
+        assert_eq!(partitions(&seen), vec![0]);
+        assert_eq!(seen[0].1, 2);
+        // The same session by name is refused (Kafka's FETCH_SESSION_TOPIC_ID_ERROR).
+        let by_name = Session { epoch: 2, ..next };
+        assert_eq!(
+            fetch_now(&mut h, Naming::Name, &by_name).0,
+            ResponseError::FetchSessionTopicIdError.code()
+        );
+    }
+}

@@ -12,6 +12,7 @@
 
 mod admin;
 mod fetch;
+mod fetch_session;
 mod metadata;
 mod offsets;
 mod produce;
@@ -164,6 +165,7 @@ pub struct Node {
     store: Box<dyn LogStore + Send>,
     pending: BTreeMap<ReplyId, PendingProduce>,
     parked: Vec<ParkedFetch>,
+    fetch_sessions: fetch_session::FetchSessionCache,
     outputs: Vec<Output>,
     now_ms: u64,
     wall_ms: i64,
@@ -186,6 +188,8 @@ impl Node {
         mcfg.liveness_timeout_ticks = 20;
         let raft = MultiRaft::new(mcfg).map_err(|e| e.to_string())?;
         let mut node = Node {
+            // Before `cfg` moves in.
+            fetch_sessions: fetch_session::FetchSessionCache::new(cfg.seed),
             cfg,
             raft,
             table,
