@@ -2,6 +2,7 @@
 //! the trace interpreter, the deterministic simulator, and what real-process
 //! tests need to start a broker.
 
+pub mod group_trace;
 pub mod interaction;
 pub mod launch;
 pub mod node;
