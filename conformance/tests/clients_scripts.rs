@@ -1,6 +1,6 @@
 //! External clients against a real `chronik` process, once per I/O driver:
-//! `conformance/clients/python_clients.py` (confluent-kafka, kafka-python) and
-//! `conformance/clients/kcat.sh` (kcat).
+//! `conformance/clients/python_clients.py` and `python_groups.py`
+//! (confluent-kafka, kafka-python) and `conformance/clients/kcat.sh` (kcat).
 //!
 //! The tools must be installed (`cargo xtask ci` installs them: Debian `kcat`;
 //! `pip install confluent-kafka kafka-python lz4 python-snappy zstandard`). If
@@ -46,8 +46,13 @@ fn tool_available(what: &str, cmd: &str, args: &[&str]) -> bool {
 /// Runs `cmd args bootstrap` against a fresh broker per driver; on failure
 /// shows the script's output (the broker log follows from `Broker`'s drop).
 fn run_per_driver(name: &str, cmd: &str, args: &[&str]) {
+    run_per_driver_with(name, &[], cmd, args)
+}
+
+/// [`run_per_driver`] with extra `chronik serve` arguments.
+fn run_per_driver_with(name: &str, serve_args: &[&str], cmd: &str, args: &[&str]) {
     for io in DRIVERS {
-        let b = Broker::start(io);
+        let b = Broker::start_with(io, serve_args);
         let out = Command::new(cmd)
             .args(args)
             .arg(b.bootstrap())
@@ -76,6 +81,25 @@ fn python_clients() {
     }
     let script = scripts_dir().join("python_clients.py");
     run_per_driver("python_clients.py", "python3", &[script.to_str().unwrap()]);
+}
+
+#[test]
+fn python_groups() {
+    if !tool_available(
+        "confluent-kafka and kafka-python",
+        "python3",
+        &["-c", "import confluent_kafka, kafka"],
+    ) {
+        return;
+    }
+    let script = scripts_dir().join("python_groups.py");
+    run_per_driver_with(
+        "python_groups.py",
+        // The script's groups form at once instead of after 3 s.
+        &["--group-initial-rebalance-delay-ms", "0"],
+        "python3",
+        &[script.to_str().unwrap()],
+    );
 }
 
 #[test]

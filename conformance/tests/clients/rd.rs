@@ -106,7 +106,8 @@ pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> (Prod, Reports) {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
         .set("message.timeout.ms", "30000")
-        // The broker has no InitProducerId yet.
+        // Plain (retries may duplicate) unless a test asks for idempotence;
+        // clients_idempotence.rs tests the idempotent producer.
         .set("enable.idempotence", "false");
     for (k, v) in extra {
         cfg.set(*k, *v);
@@ -199,9 +200,9 @@ pub fn acked(r: &Report) -> (i32, i64) {
 /// The consumer every test uses.
 pub type Cons = BaseConsumer;
 
-/// A consumer with manual assignment (consumer groups are not implemented yet:
-/// librdkafka wants a `group.id` for `assign`, but never joins the group and
-/// nothing is committed), reporting partition EOF.
+/// A consumer with manual assignment (librdkafka wants a `group.id` for
+/// `assign`, but never joins the group and nothing is committed; the group
+/// tests use `clients/group.rs`), reporting partition EOF.
 pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> Cons {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
