@@ -161,6 +161,30 @@ const FLAGS: &[Flag] = &[
         default: None,
         help: "This node's rack, for rack-aware replica placement",
     },
+    Flag {
+        name: "offsets-partitions",
+        value_name: "N",
+        default: Some("50"),
+        help: "Partitions of __consumer_offsets, fixed when it is first created (Kafka's offsets.topic.num.partitions)",
+    },
+    Flag {
+        name: "group-initial-rebalance-delay-ms",
+        value_name: "MS",
+        default: Some("3000"),
+        help: "How long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms)",
+    },
+    Flag {
+        name: "group-min-session-timeout-ms",
+        value_name: "MS",
+        default: Some("6000"),
+        help: "Shortest session timeout a group member may ask for (group.min.session.timeout.ms)",
+    },
+    Flag {
+        name: "group-max-session-timeout-ms",
+        value_name: "MS",
+        default: Some("1800000"),
+        help: "Longest session timeout a group member may ask for (group.max.session.timeout.ms)",
+    },
 ];
 
 /// The flag that names the config file. It has an environment variable but no TOML
@@ -178,6 +202,13 @@ const MIN_FRAME_BYTES: u64 = 1024;
 
 /// The longest `--tick-ms`: a minute-long tick means elections take hours.
 const MAX_TICK_MS: u64 = 60_000;
+
+/// Most `__consumer_offsets` partitions: each is a Raft group and a directory.
+const MAX_OFFSETS_PARTITIONS: u64 = 1000;
+
+/// The longest group timeout, a day (Kafka's own cap on session timeouts
+/// is half an hour by default).
+const MAX_SESSION_TIMEOUT_MS: u64 = 86_400_000;
 
 /// The log levels `--log-level` understands.
 const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
@@ -311,6 +342,14 @@ pub struct ServeConfig {
     pub tick: Duration,
     /// `--rack`: this node's rack, if racks are used.
     pub rack: Option<String>,
+    /// `--offsets-partitions`: partitions of `__consumer_offsets`.
+    pub offsets_partitions: i32,
+    /// `--group-initial-rebalance-delay-ms`: the first rebalance's wait.
+    pub group_initial_rebalance_delay: Duration,
+    /// `--group-min-session-timeout-ms`: the shortest member session timeout.
+    pub group_min_session_timeout_ms: i32,
+    /// `--group-max-session-timeout-ms`: the longest member session timeout.
+    pub group_max_session_timeout_ms: i32,
 }
 
 impl ServeConfig {
@@ -326,6 +365,20 @@ impl ServeConfig {
             .try_get_matches_from(args)
             .map_err(ConfigError::from)?;
         ServeConfig::resolve(&matches, &env)
+    }
+
+    /// Refuses a session timeout range that no member could satisfy.
+    fn check_group_timeouts(self) -> Result<ServeConfig, ConfigError> {
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(ConfigError::Invalid {
+                flag: "group-min-session-timeout-ms",
+                reason: format!(
+                    "{} is above --group-max-session-timeout-ms {}",
+                    self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
+                ),
+            });
+        }
+        Ok(self)
     }
 
     /// Things an operator should be warned about at start. They are returned, not
@@ -431,7 +484,23 @@ impl ServeConfig {
                 parse_range(s, 1, MAX_TICK_MS).map(Duration::from_millis)
             })?,
             rack: sources.optional("rack", parse_rack)?,
+            offsets_partitions: sources.required("offsets-partitions", |s| {
+                parse_range(s, 1, MAX_OFFSETS_PARTITIONS).map(|n| n as i32)
+            })?,
+            group_initial_rebalance_delay: sources
+                .required("group-initial-rebalance-delay-ms", |s| {
+                    parse_range(s, 0, MAX_SESSION_TIMEOUT_MS).map(Duration::from_millis)
+                })?,
+            group_min_session_timeout_ms: sources
+                .required("group-min-session-timeout-ms", |s| {
+                    parse_range(s, 1, MAX_SESSION_TIMEOUT_MS).map(|n| n as i32)
+                })?,
+            group_max_session_timeout_ms: sources
+                .required("group-max-session-timeout-ms", |s| {
+                    parse_range(s, 1, MAX_SESSION_TIMEOUT_MS).map(|n| n as i32)
+                })?,
         })
+        .and_then(ServeConfig::check_group_timeouts)
     }
 }
 

@@ -32,6 +32,7 @@ use proto_core::multiraft::GroupId;
 use proto_core::raft::{
     wire, Entry, HardState, LogIndex, Payload, PersistWrite, Restored, Snapshot, Term,
 };
+use proto_core::storage::batch::BatchHeader;
 
 use crate::node::topics::TopicTable;
 use crate::node::{Input, RestoredGroups};
@@ -343,6 +344,13 @@ impl LogStore for DiskStore {
                 io::ErrorKind::NotFound,
                 format!("no log for {tp}"),
             )),
+        }
+    }
+
+    fn scan_headers(&self, tp: &TopicPartition, f: &mut dyn FnMut(&BatchHeader)) -> io::Result<()> {
+        match self.log(tp) {
+            Some(log) => lock(&log).for_each_data_header(f),
+            None => Ok(()),
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use io_sync::host;
+use proto_core::group::CoordinatorConfig;
 
 use crate::admin::spawn_admin;
 use crate::config::{FsyncPolicy, IoDriver, ServeConfig};
@@ -59,6 +60,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         cfg.retention_bytes.map_or(-1, |v| v as i64),
         cfg.segment_bytes as i64,
     );
+    let seed = seed();
     let node_cfg = NodeConfig {
         node_id: cfg.node_id.0 as i32,
         advertised_host: advertised.host.clone(),
@@ -69,7 +71,14 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         default_partitions: cfg.default_partitions,
         topic_defaults: defaults,
         tick_ms: cfg.tick.as_millis() as u64,
-        seed: seed(),
+        seed,
+        offsets_partitions: cfg.offsets_partitions,
+        coordinator: CoordinatorConfig {
+            min_session_timeout_ms: cfg.group_min_session_timeout_ms,
+            max_session_timeout_ms: cfg.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: cfg.group_initial_rebalance_delay.as_millis() as u64,
+            ..CoordinatorConfig::kafka_defaults(seed)
+        },
     };
     let node = Node::new(
         node_cfg,

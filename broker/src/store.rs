@@ -12,6 +12,7 @@ use std::fmt;
 use std::io;
 
 use bytes::Bytes;
+use proto_core::storage::batch::BatchHeader;
 
 /// A topic partition, as Kafka names it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -60,6 +61,9 @@ pub trait LogStore {
         max_bytes: usize,
         end: i64,
     ) -> io::Result<Bytes>;
+    /// Calls `f` with the header of every stored data batch of `tp`, in
+    /// offset order: how producer state is rebuilt at start.
+    fn scan_headers(&self, tp: &TopicPartition, f: &mut dyn FnMut(&BatchHeader)) -> io::Result<()>;
     /// The first offset still stored.
     fn log_start_offset(&self, tp: &TopicPartition) -> i64;
     /// The offset the next data record will get.

@@ -15,11 +15,12 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse, RequestKind,
-    ResponseHeader, TopicName,
+    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ProduceRequest, ProduceResponse, RequestKind, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
+use proto_core::group::CoordinatorConfig;
 use proto_core::storage::batch::{encode_batch, BatchSpec, Record};
 
 const TOPIC: &str = "orders";
@@ -52,6 +53,11 @@ impl Harness {
             topic_defaults: TopicConfig::defaults(-1, -1, 1 << 20),
             tick_ms: 100,
             seed: 7,
+            offsets_partitions: 2,
+            coordinator: CoordinatorConfig {
+                initial_rebalance_delay_ms: 0,
+                ..CoordinatorConfig::kafka_defaults(7)
+            },
         };
         let node = Node::new(cfg, Box::new(store), recovered.table, recovered.groups).unwrap();
         let mut h = Harness {
@@ -222,6 +228,29 @@ fn batch(n: usize, tag: &str) -> Bytes {
     Bytes::from(encode_batch(&spec, &records))
 }
 
+/// An idempotent producer's batch of `n` records from sequence `seq`.
+fn idempotent_batch(n: usize, tag: &str, producer: i64, epoch: i16, seq: i32) -> Bytes {
+    let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
+    let records: Vec<Record> = values
+        .iter()
+        .map(|v| Record {
+            timestamp_delta: 0,
+            key: None,
+            value: Some(v.as_bytes()),
+        })
+        .collect();
+    let spec = BatchSpec {
+        base_offset: 0,
+        partition_leader_epoch: -1,
+        attributes: 0,
+        base_timestamp: 1_700_000_000_000,
+        producer_id: producer,
+        producer_epoch: epoch,
+        base_sequence: seq,
+    };
+    Bytes::from(encode_batch(&spec, &records))
+}
+
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -335,6 +364,207 @@ fn a_restart_keeps_every_acknowledged_record() {
     assert_eq!(h.latest(), 50);
     let r = h.produce(-1, batch(1, "after"));
     assert_eq!(h.produced(r), (0, 50));
+}
+
+#[test]
+fn producer_ids_are_unique_across_restarts() {
+    let dir = tempdir();
+    let init = |h: &mut Harness| {
+        let r = h.send(
+            ApiKey::InitProducerId,
+            4,
+            RequestKind::InitProducerId(
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60_000),
+            ),
+        );
+        let resp: InitProducerIdResponse = h.response(r, 4, true).unwrap();
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.producer_epoch, 0);
+        resp.producer_id.0
+    };
+    let (a, b) = {
+        let mut h = Harness::open(dir.path());
+        let ids = (init(&mut h), init(&mut h));
+        h.persister.shutdown();
+        ids
+    };
+    assert_ne!(a, b);
+    let mut h = Harness::open(dir.path());
+    let c = init(&mut h);
+    assert!(
+        c > a && c > b,
+        "{c} was handed out before the restart ({a}, {b})"
+    );
+}
+
+#[test]
+fn an_idempotent_retry_gets_the_original_offsets_and_is_stored_once() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    h.create_topic(1);
+    let first = h.produce(-1, idempotent_batch(3, "a", 42, 0, 0));
+    assert_eq!(h.produced(first), (0, 0));
+    let second = h.produce(-1, idempotent_batch(2, "b", 42, 0, 3));
+    assert_eq!(h.produced(second), (0, 3));
+    // The retry of the first batch: success with its first offsets, no append.
+    let retry = h.produce(-1, idempotent_batch(3, "a", 42, 0, 0));
+    assert_eq!(h.produced(retry), (0, 0));
+    assert_eq!(h.latest(), 5);
+    // A gap in the sequence and a fenced epoch are refused.
+    let gap = h.produce(-1, idempotent_batch(1, "c", 42, 0, 9));
+    assert_eq!(
+        h.produced(gap).0,
+        ResponseError::OutOfOrderSequenceNumber.code()
+    );
+    let bumped = h.produce(-1, idempotent_batch(1, "d", 42, 1, 0));
+    assert_eq!(h.produced(bumped), (0, 5));
+    let fenced = h.produce(-1, idempotent_batch(1, "e", 42, 0, 5));
+    assert_eq!(
+        h.produced(fenced).0,
+        ResponseError::InvalidProducerEpoch.code()
+    );
+    assert_eq!(h.latest(), 6);
+}
+
+#[test]
+fn producer_state_is_rebuilt_from_the_log_after_a_restart() {
+    let dir = tempdir();
+    {
+        let mut h = Harness::open(dir.path());
+        h.create_topic(1);
+        let r = h.produce(-1, idempotent_batch(4, "a", 7, 2, 0));
+        assert_eq!(h.produced(r), (0, 0));
+        let r = h.produce(-1, idempotent_batch(4, "b", 7, 2, 4));
+        assert_eq!(h.produced(r), (0, 4));
+        h.persister.shutdown();
+    }
+    let mut h = Harness::open(dir.path());
+    h.tick(100);
+    let retry = h.produce(-1, idempotent_batch(4, "b", 7, 2, 4));
+    assert_eq!(
+        h.produced(retry),
+        (0, 4),
+        "the retry is recognised after the restart"
+    );
+    let next = h.produce(-1, idempotent_batch(1, "c", 7, 2, 8));
+    assert_eq!(h.produced(next), (0, 8));
+    let fenced = h.produce(-1, idempotent_batch(1, "d", 7, 1, 0));
+    assert_eq!(
+        h.produced(fenced).0,
+        ResponseError::InvalidProducerEpoch.code()
+    );
+    assert_eq!(h.latest(), 9);
+}
+
+/// One member's walk through a group: join (with the member-id round),
+/// sync, commit; the offset survives a restart.
+#[test]
+fn a_group_member_commits_offsets_that_survive_a_restart() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, FindCoordinatorResponse, GroupId, JoinGroupRequest,
+        JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+        OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+    };
+    let group = || GroupId(StrBytes::from_static_str("g1"));
+    let fetch_offset = |h: &mut Harness| {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(group())
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(name(TOPIC))
+                .with_partition_indexes(vec![0])]));
+        let r = h.send(ApiKey::OffsetFetch, 5, RequestKind::OffsetFetch(req));
+        let resp: OffsetFetchResponse = h.response(r, 5, false).expect("an offset fetch answer");
+        assert_eq!(resp.error_code, 0);
+        resp.topics[0].partitions[0].committed_offset
+    };
+    let dir = tempdir();
+    {
+        let mut h = Harness::open(dir.path());
+        h.tick(100);
+        h.create_topic(1);
+        let r = h.send(
+            ApiKey::FindCoordinator,
+            2,
+            RequestKind::FindCoordinator(
+                FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g1")),
+            ),
+        );
+        let found: FindCoordinatorResponse = h.response(r, 2, false).unwrap();
+        assert_eq!((found.error_code, found.node_id.0), (0, 1));
+
+        let join = |member: &str| {
+            RequestKind::JoinGroup(
+                JoinGroupRequest::default()
+                    .with_group_id(group())
+                    .with_session_timeout_ms(10_000)
+                    .with_rebalance_timeout_ms(10_000)
+                    .with_member_id(StrBytes::from_string(member.to_string()))
+                    .with_protocol_type(StrBytes::from_static_str("consumer"))
+                    .with_protocols(vec![JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(Bytes::from_static(b"sub"))]),
+            )
+        };
+        let r = h.send(ApiKey::JoinGroup, 5, join(""));
+        let first: JoinGroupResponse = h.response(r, 5, false).unwrap();
+        assert_eq!(first.error_code, ResponseError::MemberIdRequired.code());
+        let member = first.member_id.to_string();
+        assert!(!member.is_empty());
+        let r = h.send(ApiKey::JoinGroup, 5, join(&member));
+        h.tick(100);
+        let joined: JoinGroupResponse = h.response(r, 5, false).expect("the join completes");
+        assert_eq!(joined.error_code, 0);
+        assert_eq!(joined.generation_id, 1);
+        assert_eq!(joined.leader.as_str(), member);
+
+        let sync = SyncGroupRequest::default()
+            .with_group_id(group())
+            .with_generation_id(1)
+            .with_member_id(StrBytes::from_string(member.clone()))
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_string(member.clone()))
+                .with_assignment(Bytes::from_static(b"mine"))]);
+        let r = h.send(ApiKey::SyncGroup, 3, RequestKind::SyncGroup(sync));
+        let synced: SyncGroupResponse = h.response(r, 3, false).expect("the sync completes");
+        assert_eq!(synced.error_code, 0);
+        assert_eq!(&synced.assignment[..], b"mine");
+
+        let commit = |generation: i32, offset: i64| {
+            RequestKind::OffsetCommit(
+                OffsetCommitRequest::default()
+                    .with_group_id(group())
+                    .with_generation_id_or_member_epoch(generation)
+                    .with_member_id(StrBytes::from_string(member.clone()))
+                    .with_topics(vec![OffsetCommitRequestTopic::default()
+                        .with_name(name(TOPIC))
+                        .with_partitions(vec![OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset)])]),
+            )
+        };
+        let r = h.send(ApiKey::OffsetCommit, 7, commit(1, 42));
+        let done: OffsetCommitResponse = h.response(r, 7, false).unwrap();
+        assert_eq!(done.topics[0].partitions[0].error_code, 0);
+        let r = h.send(ApiKey::OffsetCommit, 7, commit(0, 99));
+        let stale: OffsetCommitResponse = h.response(r, 7, false).unwrap();
+        assert_eq!(
+            stale.topics[0].partitions[0].error_code,
+            ResponseError::IllegalGeneration.code()
+        );
+        assert_eq!(fetch_offset(&mut h), 42);
+        h.persister.shutdown();
+    }
+    let mut h = Harness::open(dir.path());
+    h.tick(100);
+    assert_eq!(fetch_offset(&mut h), 42, "the commit survives the restart");
 }
 
 /// Incremental fetch sessions (KIP-227): a full fetch at epoch 0 creates one,

@@ -25,6 +25,7 @@ use broker::node::{Input, Node, NodeConfig, Output, ReplyId};
 use broker::protocol::{decode_request, next_frame, DecodeError, SUPPORTED_APIS};
 use broker::store::{LogSettings, LogStore, TopicPartition};
 use bytes::{Bytes, BytesMut};
+use proto_core::group::CoordinatorConfig;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -169,6 +170,13 @@ impl LogStore for NullStore {
     fn read(&self, _: &TopicPartition, _: i64, _: usize, _: i64) -> std::io::Result<Bytes> {
         Ok(Bytes::new())
     }
+    fn scan_headers(
+        &self,
+        _: &TopicPartition,
+        _: &mut dyn FnMut(&proto_core::storage::batch::BatchHeader),
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
     fn log_start_offset(&self, _: &TopicPartition) -> i64 {
         0
     }
@@ -200,6 +208,11 @@ fn node() -> Node {
         topic_defaults: TopicConfig::defaults(-1, -1, 1 << 20),
         tick_ms: 100,
         seed: 1,
+        offsets_partitions: 2,
+        coordinator: CoordinatorConfig {
+            initial_rebalance_delay_ms: 0,
+            ..CoordinatorConfig::kafka_defaults(1)
+        },
     };
     Node::new(
         cfg,

@@ -6,5 +6,6 @@
 
 pub mod group;
 pub mod multiraft;
+pub mod producer;
 pub mod raft;
 pub mod storage;

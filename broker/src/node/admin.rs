@@ -22,6 +22,7 @@ use kafka_protocol::ResponseError;
 use proto_core::multiraft::GroupId;
 use uuid::Uuid;
 
+use super::groups::OFFSETS_TOPIC;
 use super::topics::{invalid_name, Topic, TopicConfig};
 use super::Node;
 use crate::protocol::RequestHeader;
@@ -221,6 +222,12 @@ impl Node {
     }
 
     fn delete_topic(&mut self, name: &str) -> Result<u128, AdminError> {
+        if name == OFFSETS_TOPIC {
+            return Err((
+                ResponseError::InvalidTopicException,
+                format!("`{name}` is internal: it holds every group's offsets"),
+            ));
+        }
         let Some(topic) = self.table.topics.remove(name) else {
             return Err((
                 ResponseError::UnknownTopicOrPartition,
@@ -273,6 +280,12 @@ impl Node {
                 format!("no topic `{name}`"),
             ));
         };
+        if name == OFFSETS_TOPIC {
+            return Err((
+                ResponseError::InvalidTopicException,
+                format!("`{name}` is internal: its partition count places every group"),
+            ));
+        }
         let have = topic.partitions;
         if count <= have || count > MAX_PARTITIONS {
             return Err((

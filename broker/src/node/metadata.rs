@@ -115,6 +115,7 @@ impl Node {
         MetadataResponseTopic::default()
             .with_name(topic_name)
             .with_topic_id(Uuid::from_u128(topic.id))
+            .with_is_internal(name == super::groups::OFFSETS_TOPIC)
             .with_partitions(partitions)
     }
 

@@ -13,16 +13,21 @@
 mod admin;
 mod fetch;
 mod fetch_session;
+mod group_requests;
+pub mod groups;
 mod metadata;
 mod offsets;
 mod produce;
+mod producer_ids;
 pub mod topics;
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
+use proto_core::group::CoordinatorConfig;
 use proto_core::multiraft::{self, Action, GroupId, MultiConfig, MultiRaft};
+use proto_core::producer::ProducerStates;
 use proto_core::raft::{
     self, Config, Entry, LogIndex, NodeId, Payload, PersistWrite, Restored, Role,
 };
@@ -31,6 +36,7 @@ use crate::protocol::{encode_response, Request, RequestHeader};
 use crate::store::{LogStore, TopicPartition};
 use fetch::ParkedFetch;
 use produce::PendingProduce;
+use producer_ids::ProducerIds;
 use topics::{TopicConfig, TopicTable};
 
 /// Where a response goes: the driver's connection and the request's place in
@@ -126,6 +132,10 @@ pub struct NodeConfig {
     pub tick_ms: u64,
     /// Seeds Raft's election timeouts and topic ids: the driver draws it.
     pub seed: u64,
+    /// Partitions of `__consumer_offsets` when this node creates it.
+    pub offsets_partitions: i32,
+    /// The group coordinators' settings.
+    pub coordinator: CoordinatorConfig,
 }
 
 /// A hosted partition's bookkeeping.
@@ -144,6 +154,8 @@ struct Partition {
     applied_bytes_since_compact: u64,
     /// A write failed: refuse produces until restart.
     failed: Option<String>,
+    /// Idempotent producers' sequences and epochs, rebuilt from the log.
+    producers: ProducerStates,
 }
 
 /// Applied entries after which the in-memory Raft log is compacted: the data
@@ -170,6 +182,9 @@ pub struct Node {
     now_ms: u64,
     wall_ms: i64,
     ids_drawn: u64,
+    producer_ids: ProducerIds,
+    groups: groups::Groups,
+    group_requests: group_requests::GroupRequests,
 }
 
 /// A partition's durable Raft state, read back by the driver at start.
@@ -187,6 +202,7 @@ impl Node {
         let mut mcfg = MultiConfig::new(NodeId(cfg.node_id as u64));
         mcfg.liveness_timeout_ticks = 20;
         let raft = MultiRaft::new(mcfg).map_err(|e| e.to_string())?;
+        let groups = groups::Groups::new(cfg.coordinator.clone(), cfg.offsets_partitions);
         let mut node = Node {
             // Before `cfg` moves in.
             fetch_sessions: fetch_session::FetchSessionCache::new(cfg.seed),
@@ -202,6 +218,9 @@ impl Node {
             now_ms: 0,
             wall_ms: 0,
             ids_drawn: 0,
+            producer_ids: ProducerIds::default(),
+            groups,
+            group_requests: group_requests::GroupRequests::default(),
         };
         let topics: Vec<(String, Vec<u64>)> = node
             .table
@@ -222,6 +241,7 @@ impl Node {
                 node.host(GroupId(g), tp, r)?;
             }
         }
+        node.ensure_offsets_topic()?;
         Ok(node)
     }
 
@@ -301,6 +321,25 @@ impl Node {
             RequestKind::IncrementalAlterConfigs(r) => Some(ResponseKind::IncrementalAlterConfigs(
                 self.incremental_alter_configs(r),
             )),
+            RequestKind::InitProducerId(r) => {
+                Some(ResponseKind::InitProducerId(self.init_producer_id(r)))
+            }
+            RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
+                self.find_coordinator(&header, r),
+            )),
+            group @ (RequestKind::JoinGroup(_)
+            | RequestKind::SyncGroup(_)
+            | RequestKind::Heartbeat(_)
+            | RequestKind::LeaveGroup(_)
+            | RequestKind::OffsetCommit(_)
+            | RequestKind::OffsetFetch(_)
+            | RequestKind::ListGroups(_)
+            | RequestKind::DescribeGroups(_)
+            | RequestKind::DeleteGroups(_)
+            | RequestKind::OffsetDelete(_)) => {
+                self.group_request(reply, &header, group);
+                None
+            }
             other => {
                 // The codec only decodes what ApiVersions advertises, so this
                 // is a bug between the two tables: say so and close.
@@ -335,6 +374,7 @@ impl Node {
         self.raft_step(multiraft::Event::Tick);
         self.expire_produces();
         self.expire_fetches();
+        self.groups_tick();
     }
 
     /// A fresh single-voter group's starting state.
@@ -353,6 +393,10 @@ impl Node {
         config.seed = self.cfg.seed ^ group.0;
         config.quiesce = true;
         let next_offset = self.store.next_offset(&tp);
+        let mut producers = ProducerStates::new();
+        self.store
+            .scan_headers(&tp, &mut |h| producers.record(h))
+            .map_err(|e| format!("{tp}: cannot rebuild producer state: {e}"))?;
         self.raft
             .step(multiraft::Event::CreateGroup {
                 group,
@@ -370,6 +414,7 @@ impl Node {
                 applied_since_compact: 0,
                 applied_bytes_since_compact: 0,
                 failed: None,
+                producers,
             },
         );
         self.by_name.insert(tp, group);
@@ -454,6 +499,7 @@ impl Node {
             p.leader_epoch = None;
             self.fail_waiters(group, kafka_protocol::ResponseError::NotLeaderOrFollower);
         }
+        self.groups_role_changed(group, role == Role::Leader);
     }
 
     /// Committed entries: the high watermark moves past their records.
@@ -481,6 +527,7 @@ impl Node {
             || p.applied_bytes_since_compact >= COMPACT_EVERY_BYTES;
         if let Some(last) = last {
             self.applied_waiters(group, entries);
+            self.groups_applied(group, entries);
             if compact {
                 self.compact(group, last);
             }
@@ -510,6 +557,7 @@ impl Node {
             p.failed = Some(error);
         }
         self.fail_waiters(group, kafka_protocol::ResponseError::KafkaStorageError);
+        self.groups_write_failed(group);
     }
 
     /// A deterministic fresh id: topic ids must be unique, and the node may not

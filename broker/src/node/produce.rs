@@ -18,6 +18,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 use proto_core::multiraft::{self, Action, GroupId};
+use proto_core::producer::{Check, ProducerError};
 use proto_core::raft::{Entry, LogIndex, Term};
 use proto_core::storage::batch;
 
@@ -37,6 +38,7 @@ pub(super) struct PendingProduce {
 #[derive(Debug)]
 enum PartState {
     Done(PartitionProduceResponse),
+    /// Proposed: waits for what the acks level promises about entry `last`.
     Waiting {
         index: i32,
         group: GroupId,
@@ -44,6 +46,46 @@ enum PartState {
         last: LogIndex,
         base_offset: i64,
     },
+    /// A retry of a stored idempotent batch not yet committed: answered with
+    /// the original offsets once the high watermark passes `end_offset`.
+    Duplicate {
+        index: i32,
+        group: GroupId,
+        base_offset: i64,
+        end_offset: i64,
+    },
+}
+
+impl PartState {
+    /// The partition index and group of a state still waiting.
+    fn waiting_on(&self) -> Option<(i32, GroupId)> {
+        match *self {
+            PartState::Waiting { index, group, .. } | PartState::Duplicate { index, group, .. } => {
+                Some((index, group))
+            }
+            PartState::Done(_) => None,
+        }
+    }
+}
+
+/// The Kafka error for a batch the producer state refuses.
+fn producer_error(e: ProducerError) -> ResponseError {
+    match e {
+        ProducerError::FencedEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+        ProducerError::InvalidSequence { .. } => ResponseError::InvalidRecord,
+    }
+}
+
+/// The success answer for a partition, at `base_offset`.
+fn success(index: i32, base_offset: i64, log_start: i64) -> PartState {
+    PartState::Done(
+        PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(base_offset)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(log_start),
+    )
 }
 
 /// The offset after the last record of a stored batch, read from its header.
@@ -76,6 +118,12 @@ impl Node {
             for p in t.partition_data {
                 let state = if !matches!(acks, -1..=1) {
                     part_error(p.index, ResponseError::InvalidRequiredAcks, None)
+                } else if t.name.0.as_str() == super::groups::OFFSETS_TOPIC {
+                    part_error(
+                        p.index,
+                        ResponseError::InvalidTopicException,
+                        Some("cannot append to an internal topic".into()),
+                    )
                 } else if req.transactional_id.is_some() {
                     part_error(
                         p.index,
@@ -115,10 +163,7 @@ impl Node {
             .get(&reply)
             .into_iter()
             .flat_map(|p| p.topics.iter().flat_map(|(_, parts)| parts.iter()))
-            .filter_map(|s| match s {
-                PartState::Waiting { group, .. } => Some(*group),
-                PartState::Done(_) => None,
-            })
+            .filter_map(|s| s.waiting_on().map(|(_, g)| g))
             .collect();
         groups.sort();
         groups.dedup();
@@ -163,7 +208,9 @@ impl Node {
         };
         let mut next = p.next_offset;
         let base_offset = next;
+        let several = batches.len() > 1;
         let mut data = Vec::with_capacity(batches.len());
+        let mut headers = Vec::with_capacity(batches.len());
         for range in batches {
             let raw = &records[range];
             if raw.len() as i64 > max {
@@ -206,6 +253,35 @@ impl Node {
                     ),
                 );
             }
+            if header.producer_id >= 0 && several {
+                // Kafka's rule from Produce v3 on: an idempotent batch is
+                // checked against the state the one before it left.
+                return part_error(
+                    index,
+                    ResponseError::InvalidRecord,
+                    Some("an idempotent produce carries one batch per partition".into()),
+                );
+            }
+            match p.producers.check(&header) {
+                Check::Append => {}
+                Check::Duplicate(d) if d.last_offset < p.high_watermark => {
+                    return success(index, d.base_offset, self.store.log_start_offset(&tp))
+                }
+                Check::Duplicate(d) => {
+                    return PartState::Duplicate {
+                        index,
+                        group,
+                        base_offset: d.base_offset,
+                        end_offset: d.last_offset + 1,
+                    }
+                }
+                Check::Reject(e) => {
+                    return part_error(index, producer_error(e), Some(e.to_string()))
+                }
+            }
+            let mut stored = header;
+            stored.base_offset = next;
+            headers.push(stored);
             let mut owned = BytesMut::from(raw);
             batch::set_base_offset(&mut owned, next);
             batch::set_partition_leader_epoch(&mut owned, leader_epoch);
@@ -226,6 +302,9 @@ impl Node {
             Some((term, last)) => {
                 if let Some(p) = self.partitions.get_mut(&group) {
                     p.next_offset = next;
+                    for h in &headers {
+                        p.producers.record(h);
+                    }
                 }
                 PartState::Waiting {
                     index,
@@ -277,7 +356,23 @@ impl Node {
             .get(&group)
             .map_or(0, |p| self.store.log_start_offset(&p.tp));
         let last_applied = entries[entries.len() - 1].index;
+        let high_watermark = self.partitions.get(&group).map_or(0, |p| p.high_watermark);
         for pending in self.pending.values_mut() {
+            for (_, parts) in &mut pending.topics {
+                for s in parts.iter_mut() {
+                    if let PartState::Duplicate {
+                        index,
+                        group: g,
+                        base_offset,
+                        end_offset,
+                    } = *s
+                    {
+                        if g == group && end_offset <= high_watermark {
+                            *s = success(index, base_offset, log_start);
+                        }
+                    }
+                }
+            }
             if pending.acks != -1 {
                 continue;
             }
@@ -319,10 +414,7 @@ impl Node {
         for pending in self.pending.values_mut() {
             for (_, parts) in &mut pending.topics {
                 for s in parts.iter_mut() {
-                    if let PartState::Waiting {
-                        group: g, index, ..
-                    } = *s
-                    {
+                    if let Some((index, g)) = s.waiting_on() {
                         if g == group {
                             *s = part_error(index, error, None);
                         }
@@ -342,7 +434,7 @@ impl Node {
             }
             for (_, parts) in &mut pending.topics {
                 for s in parts.iter_mut() {
-                    if let PartState::Waiting { index, .. } = *s {
+                    if let Some((index, _)) = s.waiting_on() {
                         *s = part_error(index, ResponseError::RequestTimedOut, None);
                     }
                 }
@@ -378,7 +470,7 @@ impl Node {
                                 .into_iter()
                                 .filter_map(|s| match s {
                                     PartState::Done(r) => Some(r),
-                                    PartState::Waiting { .. } => None,
+                                    PartState::Waiting { .. } | PartState::Duplicate { .. } => None,
                                 })
                                 .collect(),
                         )
@@ -395,13 +487,10 @@ fn done(s: &PartState, log_start: i64) -> PartState {
     match *s {
         PartState::Waiting {
             index, base_offset, ..
-        } => PartState::Done(
-            PartitionProduceResponse::default()
-                .with_index(index)
-                .with_base_offset(base_offset)
-                .with_log_append_time_ms(-1)
-                .with_log_start_offset(log_start),
-        ),
+        }
+        | PartState::Duplicate {
+            index, base_offset, ..
+        } => success(index, base_offset, log_start),
         PartState::Done(ref r) => PartState::Done(r.clone()),
     }
 }

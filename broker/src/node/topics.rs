@@ -137,6 +137,10 @@ pub struct TopicTable {
     pub topics: BTreeMap<String, Topic>,
     /// The next Raft group id to hand out.
     pub next_group: u64,
+    /// The first producer id no process has handed out yet: a node reserves
+    /// ids in blocks by moving it forward and saving the table before it
+    /// answers with any id of the block.
+    pub next_producer_id: i64,
 }
 
 impl TopicTable {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use proto_core::storage::batch::BatchHeader;
 use proto_core::storage::{index, raft_entry};
 
 use super::log::{EntryPayload, LogEntry, PartitionLog};
@@ -99,6 +100,21 @@ impl PartitionLog {
         }
         out.bytes = bytes.freeze();
         Ok(out)
+    }
+
+    /// Calls `f` with every stored data batch's header, in offset order,
+    /// reading headers only: state kept beside the log (idempotent producers)
+    /// is rebuilt from them at start.
+    pub fn for_each_data_header(&self, f: &mut dyn FnMut(&BatchHeader)) -> io::Result<()> {
+        for seg in &self.segments {
+            for b in seg.walk(0) {
+                let b = b?;
+                if !b.is_raft {
+                    f(&b.header);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The batch holding `raft_index`, which must be stored.
