@@ -20,10 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clients::broker::{wait_for, Broker, DRIVERS};
+use clients::broker::{wait_for, DRIVERS};
 use group::*;
 use rd::*;
-use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer;
@@ -32,46 +31,6 @@ use rdkafka::{Offset, TopicPartitionList};
 
 /// How long a group may take to settle after a member joins or leaves.
 const REBALANCE_DEADLINE: Duration = Duration::from_secs(60);
-
-fn group_broker(io: &str) -> Broker {
-    Broker::start_with(io, &["--group-initial-rebalance-delay-ms", "0"])
-}
-
-fn create_topic(b: &Broker, topic: &str, partitions: i32) {
-    let a = admin(&b.bootstrap());
-    let r = block_on(a.create_topics(
-        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-        &admin_opts(),
-    ))
-    .expect("CreateTopics request");
-    assert_eq!(r, vec![Ok(topic.to_string())], "[{}] create {topic}", b.io);
-    wait_for(&format!("{topic} in Metadata"), OP_TIMEOUT, || {
-        (topics(&a).get(topic) == Some(&(partitions as usize))).then_some(())
-    });
-}
-
-/// A record whose value names its id: `{tag}-{id}`.
-fn numbered(tag: &str, id: usize) -> Msg {
-    Msg {
-        key: None,
-        value: Some(format!("{tag}-{id}").into_bytes()),
-        headers: vec![],
-        timestamp: None,
-    }
-}
-
-fn id_of(tag: &str, payload: &[u8]) -> usize {
-    std::str::from_utf8(payload)
-        .ok()
-        .and_then(|s| s.strip_prefix(tag)?.strip_prefix('-')?.parse().ok())
-        .unwrap_or_else(|| panic!("not a {tag} record: {:?}", String::from_utf8_lossy(payload)))
-}
-
-fn high_watermarks(b: &Broker, topic: &str, partitions: i32) -> Vec<Offset> {
-    (0..partitions)
-        .map(|p| Offset::Offset(watermarks(&b.bootstrap(), topic, p).1))
-        .collect()
-}
 
 const FLOW_PARTITIONS: i32 = 6;
 /// Records the producer may be ahead of the group before it waits.

@@ -26,8 +26,9 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::clients::broker::wait_for;
-use crate::rd::OP_TIMEOUT;
+use crate::clients::broker::{wait_for, Broker};
+use crate::rd::{admin, admin_opts, block_on, topics, watermarks, Msg, OP_TIMEOUT};
+use rdkafka::admin::{NewTopic, TopicReplication};
 
 /// How long a member may take to close (a LeaveGroup round trip, or none for
 /// a static member).
@@ -262,6 +263,53 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
             assert_eq!(e.error(), Ok(()), "OffsetFetch {group} {topic}/{p}");
             e.offset()
         })
+        .collect()
+}
+
+// ----- topics and records of the group tests -------------------------------
+
+/// A broker whose groups rebalance at once: an empty group's first
+/// rebalance does not wait three seconds for more members.
+pub fn group_broker(io: &str) -> Broker {
+    Broker::start_with(io, &["--group-initial-rebalance-delay-ms", "0"])
+}
+
+/// Creates `topic` with `partitions` partitions and waits until Metadata has it.
+pub fn create_topic(b: &Broker, topic: &str, partitions: i32) {
+    let a = admin(&b.bootstrap());
+    let r = block_on(a.create_topics(
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &admin_opts(),
+    ))
+    .expect("CreateTopics request");
+    assert_eq!(r, vec![Ok(topic.to_string())], "[{}] create {topic}", b.io);
+    wait_for(&format!("{topic} in Metadata"), OP_TIMEOUT, || {
+        (topics(&a).get(topic) == Some(&(partitions as usize))).then_some(())
+    });
+}
+
+/// A record whose value names its id: `{tag}-{id}`.
+pub fn numbered(tag: &str, id: usize) -> Msg {
+    Msg {
+        key: None,
+        value: Some(format!("{tag}-{id}").into_bytes()),
+        headers: vec![],
+        timestamp: None,
+    }
+}
+
+/// The id in a [`numbered`] record's value.
+pub fn id_of(tag: &str, payload: &[u8]) -> usize {
+    std::str::from_utf8(payload)
+        .ok()
+        .and_then(|s| s.strip_prefix(tag)?.strip_prefix('-')?.parse().ok())
+        .unwrap_or_else(|| panic!("not a {tag} record: {:?}", String::from_utf8_lossy(payload)))
+}
+
+/// Each partition's log end offset.
+pub fn high_watermarks(b: &Broker, topic: &str, partitions: i32) -> Vec<Offset> {
+    (0..partitions)
+        .map(|p| Offset::Offset(watermarks(&b.bootstrap(), topic, p).1))
         .collect()
 }
 
