@@ -19,13 +19,14 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use io_sync::disk::{
-    CommitHandle, EntryPayload, GroupCommitter, LogConfig, LogEntry, PartitionLog, RaftMetaStore,
-    SharedLog, WriteJob,
+    BeforeAppend, CommitHandle, EntryPayload, GroupCommitter, LogConfig, LogEntry, PartitionLog,
+    RaftMetaStore, SharedLog, WriteJob,
 };
 use io_sync::host::Waker;
 use proto_core::multiraft::GroupId;
@@ -90,8 +91,20 @@ impl Meta {
 
 struct Partition {
     log: SharedLog,
+    /// The Raft metadata as last submitted (it may not be on disk yet).
     meta: Meta,
-    meta_store: RaftMetaStore,
+    meta_store: Arc<RaftMetaStore>,
+    /// The first Raft index the durable snapshot marker does not cover:
+    /// retention may delete entries below it only, since a restart reads the
+    /// log from the marker on disk.
+    durable_keep: Arc<AtomicU64>,
+}
+
+/// The Raft index after `meta`'s snapshot marker (0 without one).
+fn keep_from(meta: &Meta) -> u64 {
+    meta.snapshot
+        .as_ref()
+        .map_or(0, |s| s.meta.last.index.0 + 1)
 }
 
 struct Inner {
@@ -199,11 +212,7 @@ impl DiskStore {
             .partitions
             .iter()
             .map(|(tp, p)| {
-                let keep = p
-                    .meta
-                    .snapshot
-                    .as_ref()
-                    .map_or(0, |s| s.meta.last.index.0 + 1);
+                let keep = p.durable_keep.load(Ordering::Acquire);
                 (tp.clone(), p.log.clone(), keep)
             })
             .collect();
@@ -267,8 +276,9 @@ fn open_partition(
     };
     let partition = Partition {
         log: Arc::new(Mutex::new(log)),
+        durable_keep: Arc::new(AtomicU64::new(keep_from(&meta))),
         meta,
-        meta_store: RaftMetaStore::new(&dir),
+        meta_store: Arc::new(RaftMetaStore::new(&dir)),
     };
     Ok((partition, restored))
 }
@@ -387,13 +397,14 @@ pub struct Persister {
 
 impl Persister {
     /// Queues `write` for `tp`. Hard state (term, vote) and snapshot markers
-    /// are written and synced here, before the job, so they are durable before
-    /// any later `Persisted`; commit-index-only changes are not written (a
-    /// restart recomputes the commit index).
+    /// are written and synced by the committer thread ahead of the job's
+    /// entries, so they are durable before its `Persisted` and before the
+    /// entries they precede, without blocking the node loop; commit-index-only
+    /// changes are not written (a restart recomputes the commit index).
     pub fn submit(&mut self, group: GroupId, tp: &TopicPartition, write: PersistWrite) {
         let seq = write.seq;
         let failed = |error: String| Input::PersistFailed { group, error };
-        let log = {
+        let (log, before) = {
             let mut inner = lock(&self.store.inner);
             let Some(p) = inner.partitions.get_mut(tp) else {
                 let _ = self.done_tx.send(failed(format!("{tp} has no log")));
@@ -414,21 +425,23 @@ impl Persister {
                 });
                 changed = true;
             }
-            if changed {
+            let before: Option<BeforeAppend> = changed.then(|| {
                 let bytes = p.meta.encode();
-                if let Err(e) = p.meta_store.store(&bytes) {
-                    drop(inner);
-                    let _ = self.done_tx.send(failed(format!("writing raft.meta: {e}")));
-                    self.waker.wake();
-                    return;
-                }
-            }
-            p.log.clone()
+                let keep = keep_from(&p.meta);
+                let store = p.meta_store.clone();
+                let durable_keep = p.durable_keep.clone();
+                Box::new(move || {
+                    store.store(&bytes)?;
+                    durable_keep.fetch_max(keep, Ordering::AcqRel);
+                    Ok(())
+                }) as BeforeAppend
+            });
+            (p.log.clone(), before)
         };
         let entries: Vec<LogEntry> = write.entries.iter().map(to_log_entry).collect();
         let tx = self.done_tx.clone();
         let waker = self.waker.clone();
-        let job = WriteJob::new(
+        let mut job = WriteJob::new(
             log,
             entries,
             write.must_sync && self.sync,
@@ -444,6 +457,9 @@ impl Persister {
                 waker.wake();
             }),
         );
+        if let Some(before) = before {
+            job = job.before_append(before);
+        }
         self.handle.submit(job);
     }
 

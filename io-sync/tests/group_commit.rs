@@ -94,3 +94,45 @@ fn a_job_submitted_after_stop_completes_as_stopped() {
     assert!(rx.recv().unwrap(), "completed as Stopped");
     assert_eq!(log.lock().unwrap().last_raft_index(), 0);
 }
+
+#[test]
+fn before_append_work_runs_first_and_its_failure_fails_only_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let committer = GroupCommitter::start(8).unwrap();
+    let handle = committer.handle();
+    let (tx, rx) = unbounded();
+    // The first job's work sees the log still empty: it runs before the append.
+    let seen = log.clone();
+    let saw = Arc::new(Mutex::new(None));
+    let saw_in = saw.clone();
+    let tx1 = tx.clone();
+    handle.submit(
+        WriteJob::new(
+            log.clone(),
+            entry(1, 0),
+            true,
+            Box::new(move |r| tx1.send(r.is_ok()).unwrap()),
+        )
+        .before_append(Box::new(move || {
+            *saw_in.lock().unwrap() = Some(seen.lock().unwrap().last_raft_index());
+            Ok(())
+        })),
+    );
+    // The second job's work fails: the job fails and appends nothing.
+    let tx2 = tx.clone();
+    handle.submit(
+        WriteJob::new(
+            log.clone(),
+            entry(2, 1),
+            true,
+            Box::new(move |r| tx2.send(matches!(r, Err(CommitError::Meta(_)))).unwrap()),
+        )
+        .before_append(Box::new(|| Err(std::io::Error::other("disk full")))),
+    );
+    drop(tx);
+    let got: Vec<bool> = rx.iter().take(2).collect();
+    assert_eq!(got, [true, true]);
+    assert_eq!(*saw.lock().unwrap(), Some(0));
+    assert_eq!(log.lock().unwrap().last_raft_index(), 1);
+}

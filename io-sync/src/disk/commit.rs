@@ -24,6 +24,10 @@ pub enum CommitError {
     /// log is now failed).
     #[error("write failed: {0}")]
     Write(Arc<LogError>),
+    /// The job's [`BeforeAppend`] work (the Raft metadata write) failed, so
+    /// nothing of the job was appended.
+    #[error("writing the Raft metadata failed: {0}")]
+    Meta(Arc<io::Error>),
     /// The fsync failed: the data may not be durable.
     #[error("fsync failed: {0}")]
     Sync(Arc<io::Error>),
@@ -41,8 +45,14 @@ pub struct WriteJob {
     log: SharedLog,
     entries: Vec<LogEntry>,
     must_sync: bool,
+    before: Option<BeforeAppend>,
     done: Option<Completion>,
 }
+
+/// Work the committer does for a job before appending its entries: writing
+/// the Raft hard state or snapshot marker that must be durable before the
+/// entries it precedes, without holding up the thread that submitted it.
+pub type BeforeAppend = Box<dyn FnOnce() -> io::Result<()> + Send>;
 
 impl WriteJob {
     /// A job appending `entries` to `log`, completed once written and, if
@@ -52,8 +62,16 @@ impl WriteJob {
             log,
             entries,
             must_sync,
+            before: None,
             done: Some(done),
         }
+    }
+
+    /// Runs `before` on the committer thread ahead of this job's append; if
+    /// it fails, the job fails and appends nothing.
+    pub fn before_append(mut self, before: BeforeAppend) -> Self {
+        self.before = Some(before);
+        self
     }
 
     fn complete(mut self, r: Result<(), CommitError>) {
@@ -151,17 +169,21 @@ fn run(rx: &Receiver<Msg>, max: usize) {
 /// Writes every job, fsyncs each log that a successful `must_sync` job
 /// wrote, then completes the jobs in submission order (so a caller counting
 /// completions per log sees them in the order it wrote).
-fn round(jobs: Vec<WriteJob>) {
+fn round(mut jobs: Vec<WriteJob>) {
     let key = |l: &SharedLog| Arc::as_ptr(l) as usize;
     let mut written: Vec<Result<(), CommitError>> = Vec::with_capacity(jobs.len());
     let mut to_sync: BTreeMap<usize, (SharedLog, Result<(), CommitError>)> = BTreeMap::new();
-    for job in &jobs {
-        let r = match job.log.lock() {
+    for job in &mut jobs {
+        let before = match job.before.take() {
+            Some(f) => f().map_err(|e| CommitError::Meta(Arc::new(e))),
+            None => Ok(()),
+        };
+        let r = before.and_then(|()| match job.log.lock() {
             Ok(mut log) => log
                 .append(&job.entries)
                 .map_err(|e| CommitError::Write(Arc::new(e))),
             Err(_) => Err(CommitError::Poisoned),
-        };
+        });
         if r.is_ok() && job.must_sync {
             to_sync
                 .entry(key(&job.log))

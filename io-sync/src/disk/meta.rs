@@ -57,7 +57,7 @@ impl RaftMetaStore {
     }
 
     /// Replaces the stored bytes durably.
-    pub fn store(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub fn store(&self, bytes: &[u8]) -> io::Result<()> {
         let len = u32::try_from(bytes.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "meta too large"))?;
         let tmp = self.dir.join(TEMP);

@@ -13,7 +13,9 @@ mod open;
 mod read;
 mod segment;
 
-pub use commit::{CommitError, CommitHandle, Completion, GroupCommitter, SharedLog, WriteJob};
+pub use commit::{
+    BeforeAppend, CommitError, CommitHandle, Completion, GroupCommitter, SharedLog, WriteJob,
+};
 pub use log::{EntryPayload, LogEntry, LogError, PartitionLog};
 pub use meta::RaftMetaStore;
 pub use open::RecoveryReport;
