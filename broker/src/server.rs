@@ -147,8 +147,13 @@ impl Host for BrokerHost {
         }
     }
 
-    fn on_closed(&mut self, _now: Instant, conn: u64) {
+    fn on_opened(&mut self, now: Instant, conn: u64, peer: std::net::SocketAddr) {
+        self.step(now, Input::Opened { conn, peer });
+    }
+
+    fn on_closed(&mut self, now: Instant, conn: u64) {
         self.started.retain(|r, _| r.conn != conn);
+        self.step(now, Input::Closed { conn });
     }
 
     fn on_tick(&mut self, now: Instant) {

@@ -469,9 +469,10 @@ fn a_group_member_commits_offsets_that_survive_a_restart() {
     use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
     use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
     use kafka_protocol::messages::{
-        FindCoordinatorRequest, FindCoordinatorResponse, GroupId, JoinGroupRequest,
-        JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-        OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+        DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+        FindCoordinatorResponse, GroupId, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
+        OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+        SyncGroupResponse,
     };
     let group = || GroupId(StrBytes::from_static_str("g1"));
     let fetch_offset = |h: &mut Harness| {
@@ -490,6 +491,13 @@ fn a_group_member_commits_offsets_that_survive_a_restart() {
         let mut h = Harness::open(dir.path());
         h.tick(100);
         h.create_topic(1);
+        h.node.step(
+            h.now_ms,
+            Input::Opened {
+                conn: 1,
+                peer: "127.0.0.1:40000".parse().unwrap(),
+            },
+        );
         let r = h.send(
             ApiKey::FindCoordinator,
             2,
@@ -560,6 +568,18 @@ fn a_group_member_commits_offsets_that_survive_a_restart() {
             ResponseError::IllegalGeneration.code()
         );
         assert_eq!(fetch_offset(&mut h), 42);
+        let r = h.send(
+            ApiKey::DescribeGroups,
+            5,
+            RequestKind::DescribeGroups(
+                DescribeGroupsRequest::default().with_groups(vec![group()]),
+            ),
+        );
+        let described: DescribeGroupsResponse = h.response(r, 5, true).unwrap();
+        let g = &described.groups[0];
+        assert_eq!((g.error_code, g.group_state.as_str()), (0, "Stable"));
+        assert_eq!(g.members[0].member_id.as_str(), member);
+        assert_eq!(g.members[0].client_host.as_str(), "/127.0.0.1");
         h.persister.shutdown();
     }
     let mut h = Harness::open(dir.path());

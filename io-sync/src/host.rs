@@ -43,6 +43,8 @@ pub enum HostOutput {
 
 /// The application a driver runs.
 pub trait Host: Send + 'static {
+    /// A connection opened from `peer`.
+    fn on_opened(&mut self, now: Instant, conn: u64, peer: std::net::SocketAddr);
     /// One whole frame (without its size prefix) arrived on a connection.
     fn on_frame(&mut self, now: Instant, slot: Slot, frame: Bytes);
     /// A connection closed.
@@ -70,6 +72,14 @@ pub trait Connections: Send + 'static {
 /// Events the loop receives.
 #[derive(Debug)]
 pub enum LoopEvent {
+    /// A client connected from `peer` (DescribeGroups reports it as the
+    /// member's host).
+    Opened {
+        /// The connection.
+        conn: u64,
+        /// The client's address.
+        peer: std::net::SocketAddr,
+    },
     /// A frame arrived.
     Frame {
         /// Where its answer goes.
@@ -183,6 +193,7 @@ pub fn run_loop<H: Host, C: Connections>(mut host: H, events: Receiver<LoopEvent
 fn handle<H: Host>(host: &mut H, event: LoopEvent) {
     let now = Instant::now();
     match event {
+        LoopEvent::Opened { conn, peer } => host.on_opened(now, conn, peer),
         LoopEvent::Frame { slot, frame } => host.on_frame(now, slot, frame),
         LoopEvent::Closed { conn } => host.on_closed(now, conn),
         LoopEvent::Wake => host.on_wake(now),

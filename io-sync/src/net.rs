@@ -100,7 +100,7 @@ pub fn serve<H: Host>(
         let mut to_close = Vec::new();
         for event in mio_events.iter() {
             match event.token() {
-                LISTENER => accept(&mut listener, &poll, &mut conns, &mut next_token),
+                LISTENER => accept(&mut listener, &poll, &mut conns, &mut next_token, &handle),
                 WAKER => {}
                 token => {
                     let Some(c) = conns.get_mut(&token) else {
@@ -180,6 +180,7 @@ fn accept(
     poll: &Poll,
     conns: &mut HashMap<Token, Conn>,
     next_token: &mut usize,
+    handle: &LoopHandle,
 ) {
     loop {
         match listener.accept() {
@@ -196,6 +197,10 @@ fn accept(
                     continue;
                 }
                 tracing::debug!(conn = token.0, %peer, "connection opened");
+                handle.send(LoopEvent::Opened {
+                    conn: token.0 as u64,
+                    peer,
+                });
                 conns.insert(
                     token,
                     Conn {

@@ -118,6 +118,7 @@ fn spawn_connection(
     let progress = Arc::new(Notify::new());
     let closed = Arc::new(Notify::new());
     tracing::debug!(conn, %peer, "connection opened");
+    handle.send(LoopEvent::Opened { conn, peer });
     let writer = tokio::spawn(write_answers(
         write,
         rx,

@@ -114,6 +114,11 @@ impl Node {
     ) {
         let v = header.api_version;
         let client_id = header.client_id.as_ref().map(text).unwrap_or_default();
+        let client_host = self
+            .client_hosts
+            .get(&reply.conn)
+            .cloned()
+            .unwrap_or_default();
         // (group id, request builder, fallback) per part, in answer order.
         let (kind, parts): (Kind, Vec<(Target, Build, Response)>) = match body {
             RequestKind::JoinGroup(r) => {
@@ -156,7 +161,7 @@ impl Node {
                             .collect(),
                         reason: opt(&r.reason),
                         client_id,
-                        client_host: String::new(),
+                        client_host,
                         require_known_member_id: v >= FIRST_JOIN_WITH_KNOWN_MEMBER_ID,
                         supports_skip_assignment: v >= FIRST_JOIN_WITH_SKIP_ASSIGNMENT,
                     })

@@ -64,6 +64,18 @@ pub enum Input {
         /// Milliseconds since the Unix epoch.
         wall_ms: i64,
     },
+    /// A client connected from `peer`.
+    Opened {
+        /// The driver's connection number.
+        conn: u64,
+        /// The client's address.
+        peer: std::net::SocketAddr,
+    },
+    /// A client connection closed.
+    Closed {
+        /// The driver's connection number.
+        conn: u64,
+    },
     /// A [`Output::Persist`] write (and every earlier one of its group) is durable.
     Persisted {
         /// The group written.
@@ -185,6 +197,8 @@ pub struct Node {
     producer_ids: ProducerIds,
     groups: groups::Groups,
     group_requests: group_requests::GroupRequests,
+    /// Each open connection's client address, as DescribeGroups reports it.
+    client_hosts: BTreeMap<u64, String>,
 }
 
 /// A partition's durable Raft state, read back by the driver at start.
@@ -221,6 +235,7 @@ impl Node {
             producer_ids: ProducerIds::default(),
             groups,
             group_requests: group_requests::GroupRequests::default(),
+            client_hosts: BTreeMap::new(),
         };
         let topics: Vec<(String, Vec<u64>)> = node
             .table
@@ -266,6 +281,13 @@ impl Node {
         match input {
             Input::Request { reply, request } => self.request(reply, *request),
             Input::Tick { wall_ms } => self.tick(wall_ms),
+            Input::Opened { conn, peer } => {
+                // Kafka reports a member's host as Java prints an address.
+                self.client_hosts.insert(conn, format!("/{}", peer.ip()));
+            }
+            Input::Closed { conn } => {
+                self.client_hosts.remove(&conn);
+            }
             Input::Persisted { group, seq } => {
                 self.raft_step(multiraft::Event::Persisted { group, seq });
                 self.check_produces(group);
