@@ -8,6 +8,8 @@
 //!   socket, handing frames to the node loop over `crossbeam` channels.
 //! - [`disk`]: the blocking disk layer both drivers use: segment files,
 //!   indexes, fsync and group commit.
+//! - [`peer`]: the inter-broker (Raft) transport on blocking threads, and the
+//!   configuration, events and errors both drivers' transports share.
 //!
 //! It decides nothing: the host (and below it proto-core) does.
 
@@ -15,3 +17,4 @@ pub mod disk;
 pub mod frame;
 pub mod host;
 pub mod net;
+pub mod peer;

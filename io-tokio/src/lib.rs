@@ -5,6 +5,11 @@
 //! puts answers back in request order and writes them. The node loop is the
 //! same thread both drivers use, and the disk layer is io-sync's, so this
 //! driver decides nothing and does no file IO of its own.
+//!
+//! [`peer`] is the inter-broker (Raft) transport on tokio, the twin of
+//! [`io_sync::peer`].
+
+pub mod peer;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};

@@ -9,3 +9,4 @@ pub mod multiraft;
 pub mod producer;
 pub mod raft;
 pub mod storage;
+pub mod transport;
