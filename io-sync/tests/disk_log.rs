@@ -327,7 +327,7 @@ fn reset_starts_an_empty_log_anywhere() {
 fn raft_meta_is_replaced_atomically_and_damage_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(RaftMetaStore::load(dir.path()).unwrap(), None);
-    let mut store = RaftMetaStore::new(dir.path());
+    let store = RaftMetaStore::new(dir.path());
     store.store(b"term=1").unwrap();
     store.store(b"term=2 vote=3").unwrap();
     std::fs::write(dir.path().join("raft.meta.tmp"), b"half written").unwrap();
