@@ -364,6 +364,13 @@ impl LogStore for DiskStore {
         }
     }
 
+    fn next_offset_after(&self, tp: &TopicPartition, raft_index: u64) -> io::Result<i64> {
+        match self.log(tp) {
+            Some(log) => lock(&log).next_offset_after(raft_index),
+            None => Ok(0),
+        }
+    }
+
     fn log_start_offset(&self, tp: &TopicPartition) -> i64 {
         self.log(tp).map_or(0, |l| lock(&l).log_start_offset())
     }

@@ -64,6 +64,10 @@ pub trait LogStore {
     /// Calls `f` with the header of every stored data batch of `tp`, in
     /// offset order: how producer state is rebuilt at start.
     fn scan_headers(&self, tp: &TopicPartition, f: &mut dyn FnMut(&BatchHeader)) -> io::Result<()>;
+    /// The offset after every data record up to and including Raft index
+    /// `raft_index`: the high watermark when that index is known committed
+    /// (a restart's snapshot marker).
+    fn next_offset_after(&self, tp: &TopicPartition, raft_index: u64) -> io::Result<i64>;
     /// The first offset still stored.
     fn log_start_offset(&self, tp: &TopicPartition) -> i64;
     /// The offset the next data record will get.

@@ -911,3 +911,30 @@ mod fetch_sessions {
         );
     }
 }
+
+/// A restart right after the Raft log was compacted past the last data entry
+/// still serves everything: the high watermark comes from the log, not only
+/// from entries re-applied after the restart.
+#[test]
+fn the_high_watermark_survives_a_restart_after_compaction() {
+    let dir = tempdir();
+    let produced = {
+        let mut h = Harness::open(dir.path());
+        h.create_topic(1);
+        // The no-op and 1023 batches: 1024 applied entries, so the node
+        // compacts right after the last data entry.
+        for i in 0..1023 {
+            let r = h.produce(-1, batch(1, &format!("c{i}")));
+            assert_eq!(h.produced(r), (0, i));
+        }
+        h.persister.shutdown();
+        1023
+    };
+    let mut h = Harness::open(dir.path());
+    h.tick(100);
+    assert_eq!(
+        h.latest(),
+        produced,
+        "ListOffsets(latest) after the restart"
+    );
+}

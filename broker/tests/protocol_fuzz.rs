@@ -177,6 +177,9 @@ impl LogStore for NullStore {
     ) -> std::io::Result<()> {
         Ok(())
     }
+    fn next_offset_after(&self, _: &TopicPartition, _: u64) -> std::io::Result<i64> {
+        Ok(0)
+    }
     fn log_start_offset(&self, _: &TopicPartition) -> i64 {
         0
     }

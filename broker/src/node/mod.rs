@@ -415,6 +415,15 @@ impl Node {
         config.seed = self.cfg.seed ^ group.0;
         config.quiesce = true;
         let next_offset = self.store.next_offset(&tp);
+        // Entries the snapshot marker covers are committed and will not be
+        // applied again: the high watermark starts after them.
+        let high_watermark = match &restored.snapshot {
+            Some(s) => self
+                .store
+                .next_offset_after(&tp, s.meta.last.index.0)
+                .map_err(|e| format!("{tp}: cannot find the high watermark: {e}"))?,
+            None => self.store.log_start_offset(&tp),
+        };
         let mut producers = ProducerStates::new();
         self.store
             .scan_headers(&tp, &mut |h| producers.record(h))
@@ -431,7 +440,7 @@ impl Node {
             Partition {
                 tp: tp.clone(),
                 next_offset,
-                high_watermark: self.store.log_start_offset(&tp),
+                high_watermark,
                 leader_epoch: None,
                 applied_since_compact: 0,
                 applied_bytes_since_compact: 0,
