@@ -470,9 +470,9 @@ fn a_group_member_commits_offsets_that_survive_a_restart() {
     use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
     use kafka_protocol::messages::{
         DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
-        FindCoordinatorResponse, GroupId, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
-        OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
-        SyncGroupResponse,
+        FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+        JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+        OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
     };
     let group = || GroupId(StrBytes::from_static_str("g1"));
     let fetch_offset = |h: &mut Harness| {
@@ -489,8 +489,19 @@ fn a_group_member_commits_offsets_that_survive_a_restart() {
     let dir = tempdir();
     {
         let mut h = Harness::open(dir.path());
-        h.tick(100);
         h.create_topic(1);
+        let early = h.send(
+            ApiKey::Heartbeat,
+            3,
+            RequestKind::Heartbeat(HeartbeatRequest::default().with_group_id(group())),
+        );
+        let early: HeartbeatResponse = h.response(early, 3, false).unwrap();
+        assert_eq!(
+            early.error_code,
+            ResponseError::CoordinatorLoadInProgress.code(),
+            "before the first tick the coordinators' clock is unknown"
+        );
+        h.tick(100);
         h.node.step(
             h.now_ms,
             Input::Opened {
@@ -561,6 +572,21 @@ fn a_group_member_commits_offsets_that_survive_a_restart() {
         let r = h.send(ApiKey::OffsetCommit, 7, commit(1, 42));
         let done: OffsetCommitResponse = h.response(r, 7, false).unwrap();
         assert_eq!(done.topics[0].partitions[0].error_code, 0);
+        let ghost = OffsetCommitRequest::default()
+            .with_group_id(group())
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(StrBytes::from_string(member.clone()))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("no-such-topic"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]);
+        let r = h.send(ApiKey::OffsetCommit, 7, RequestKind::OffsetCommit(ghost));
+        let refused: OffsetCommitResponse = h.response(r, 7, false).unwrap();
+        assert_eq!(
+            refused.topics[0].partitions[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
         let r = h.send(ApiKey::OffsetCommit, 7, commit(0, 99));
         let stale: OffsetCommitResponse = h.response(r, 7, false).unwrap();
         assert_eq!(

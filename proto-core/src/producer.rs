@@ -43,6 +43,9 @@ pub struct ProducerEntry {
     pub epoch: i16,
     /// The newest batches of that epoch, oldest first.
     pub batches: VecDeque<BatchSeq>,
+    /// The largest batch timestamp seen: the entry expires this long after
+    /// it (Kafka's `producer.id.expiration.ms` uses the same clock).
+    pub last_timestamp: i64,
 }
 
 /// Why a batch is refused; each maps to the Kafka error a broker gives.
@@ -136,6 +139,17 @@ impl ProducerStates {
         self.producers.is_empty()
     }
 
+    /// Forgets producers whose newest batch is `max_age_ms` or more older
+    /// than `now_ms` (wall clock), as Kafka's producer id expiration does, so
+    /// short-lived producers do not hold memory forever; returns how many.
+    /// A retry from an expired producer is then appended like a new one.
+    pub fn expire(&mut self, now_ms: i64, max_age_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < max_age_ms);
+        before - self.producers.len()
+    }
+
     /// Decides a batch (with its header as produced; offsets do not matter).
     /// Batches without a producer id are always appended.
     pub fn check(&self, header: &BatchHeader) -> Check {
@@ -203,7 +217,9 @@ impl ProducerStates {
             .or_insert_with(|| ProducerEntry {
                 epoch: header.producer_epoch,
                 batches: VecDeque::new(),
+                last_timestamp: header.max_timestamp,
             });
+        entry.last_timestamp = entry.last_timestamp.max(header.max_timestamp);
         if header.producer_epoch > entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
@@ -330,6 +346,21 @@ mod tests {
         stored(&mut s, header(7, 0, i32::MAX - 1, 3, 0));
         assert_eq!(s.get(7).unwrap().batches[0].last_seq, 0);
         assert_eq!(s.check(&header(7, 0, 1, 1, 0)), Check::Append);
+    }
+
+    #[test]
+    fn producers_expire_after_their_newest_batch_ages_out() {
+        let mut s = ProducerStates::new();
+        let mut old = header(1, 0, 0, 1, 0);
+        old.max_timestamp = 1_000;
+        let mut fresh = header(2, 0, 0, 1, 1);
+        fresh.max_timestamp = 50_000;
+        s.record(&old);
+        s.record(&fresh);
+        assert_eq!(s.expire(60_000, 30_000), 1);
+        assert!(s.get(1).is_none());
+        assert!(s.get(2).is_some());
+        assert_eq!(s.expire(60_000, 30_000), 0);
     }
 
     #[test]

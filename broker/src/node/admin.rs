@@ -411,6 +411,16 @@ impl Node {
         };
         let mut config = topic.config.clone();
         edit(&mut config, &defaults).map_err(|e| (ResponseError::InvalidConfig, e))?;
+        if name == OFFSETS_TOPIC && (config.retention_ms != -1 || config.retention_bytes != -1) {
+            // Kafka compacts this topic; Chronik has no compaction yet, so
+            // deleting old segments would delete groups' only offsets.
+            return Err((
+                ResponseError::InvalidConfig,
+                format!(
+                    "`{name}` keeps every record: retention.ms and retention.bytes must stay -1"
+                ),
+            ));
+        }
         if validate_only {
             return Ok(());
         }

@@ -19,6 +19,7 @@ use proto_core::group::{self as g, Event, ReplyId as PartId, Response};
 
 use super::{Node, ReplyId};
 use crate::protocol::RequestHeader;
+use crate::store::TopicPartition;
 
 /// JoinGroup v4 introduced the member-id-required round (KIP-394).
 const FIRST_JOIN_WITH_KNOWN_MEMBER_ID: i16 = 4;
@@ -53,6 +54,8 @@ struct Gather {
     header: RequestHeader,
     kind: Kind,
     slots: Vec<Option<Response>>,
+    /// OffsetCommit results decided before the coordinator (unknown partitions).
+    commit_results: Vec<g::CommitTopicResponse>,
 }
 
 /// One coordinator request of a gather.
@@ -119,6 +122,8 @@ impl Node {
             .get(&reply.conn)
             .cloned()
             .unwrap_or_default();
+        // OffsetCommit results for partitions that do not exist.
+        let mut unknown: Vec<g::CommitTopicResponse> = Vec::new();
         // (group id, request builder, fallback) per part, in answer order.
         let (kind, parts): (Kind, Vec<(Target, Build, Response)>) = match body {
             RequestKind::JoinGroup(r) => {
@@ -249,54 +254,79 @@ impl Node {
             }
             RequestKind::OffsetCommit(r) => {
                 let group_id = text(&r.group_id.0);
-                let topics: Vec<g::CommitTopic> = r
-                    .topics
-                    .iter()
-                    .map(|t| g::CommitTopic {
-                        name: text(&t.name.0),
-                        partitions: t
-                            .partitions
-                            .iter()
-                            .map(|p| g::CommitPartition {
-                                partition_index: p.partition_index,
-                                committed_offset: p.committed_offset,
-                                committed_leader_epoch: p.committed_leader_epoch,
-                                committed_metadata: opt(&p.committed_metadata),
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                let fb = Response::OffsetCommit(g::OffsetCommitResponse {
-                    topics: topics
-                        .iter()
-                        .map(|t| g::CommitTopicResponse {
-                            name: t.name.clone(),
-                            partitions: t
-                                .partitions
+                // Partitions that do not exist are answered here, as Kafka's
+                // request handler does; only the rest reach the coordinator.
+                let mut known: Vec<g::CommitTopic> = Vec::new();
+                for t in &r.topics {
+                    let name = text(&t.name.0);
+                    let (here, missing): (Vec<_>, Vec<_>) = t.partitions.iter().partition(|p| {
+                        self.by_name.contains_key(&TopicPartition {
+                            topic: name.clone(),
+                            partition: p.partition_index,
+                        })
+                    });
+                    if !missing.is_empty() {
+                        unknown.push(g::CommitTopicResponse {
+                            name: name.clone(),
+                            partitions: missing
                                 .iter()
                                 .map(|p| g::CommitPartitionResponse {
                                     partition_index: p.partition_index,
-                                    error_code: ResponseError::NotCoordinator.code(),
+                                    error_code: ResponseError::UnknownTopicOrPartition.code(),
                                 })
                                 .collect(),
+                        });
+                    }
+                    if !here.is_empty() {
+                        known.push(g::CommitTopic {
+                            name,
+                            partitions: here
+                                .iter()
+                                .map(|p| g::CommitPartition {
+                                    partition_index: p.partition_index,
+                                    committed_offset: p.committed_offset,
+                                    committed_leader_epoch: p.committed_leader_epoch,
+                                    committed_metadata: opt(&p.committed_metadata),
+                                })
+                                .collect(),
+                        });
+                    }
+                }
+                if known.is_empty() {
+                    (Kind::OffsetCommit, Vec::new())
+                } else {
+                    let fb = Response::OffsetCommit(g::OffsetCommitResponse {
+                        topics: known
+                            .iter()
+                            .map(|t| g::CommitTopicResponse {
+                                name: t.name.clone(),
+                                partitions: t
+                                    .partitions
+                                    .iter()
+                                    .map(|p| g::CommitPartitionResponse {
+                                        partition_index: p.partition_index,
+                                        error_code: ResponseError::NotCoordinator.code(),
+                                    })
+                                    .collect(),
+                            })
+                            .collect(),
+                    });
+                    let gid = group_id.clone();
+                    let build: Build = Box::new(move |reply| {
+                        Event::OffsetCommit(g::OffsetCommitRequest {
+                            reply,
+                            group_id: gid,
+                            generation_id: r.generation_id_or_member_epoch,
+                            member_id: text(&r.member_id),
+                            group_instance_id: opt(&r.group_instance_id),
+                            topics: known,
                         })
-                        .collect(),
-                });
-                let gid = group_id.clone();
-                let build: Build = Box::new(move |reply| {
-                    Event::OffsetCommit(g::OffsetCommitRequest {
-                        reply,
-                        group_id: gid,
-                        generation_id: r.generation_id_or_member_epoch,
-                        member_id: text(&r.member_id),
-                        group_instance_id: opt(&r.group_instance_id),
-                        topics,
-                    })
-                });
-                (
-                    Kind::OffsetCommit,
-                    vec![(Target::Group(group_id), build, fb)],
-                )
+                    });
+                    (
+                        Kind::OffsetCommit,
+                        vec![(Target::Group(group_id), build, fb)],
+                    )
+                }
             }
             RequestKind::OffsetFetch(r) => {
                 let groups: Vec<g::FetchGroup> = if v >= FIRST_FETCH_WITH_GROUPS {
@@ -331,10 +361,31 @@ impl Node {
                 let parts = groups
                     .into_iter()
                     .map(|grp| {
+                        // The requested partitions are named too: OffsetFetch
+                        // v1 can carry the error only on them.
+                        let topics = grp
+                            .topics
+                            .iter()
+                            .flatten()
+                            .map(|t| g::FetchTopicResponse {
+                                name: t.name.clone(),
+                                partitions: t
+                                    .partition_indexes
+                                    .iter()
+                                    .map(|&p| g::FetchPartitionResponse {
+                                        partition_index: p,
+                                        committed_offset: -1,
+                                        committed_leader_epoch: -1,
+                                        metadata: String::new(),
+                                        error_code: 0,
+                                    })
+                                    .collect(),
+                            })
+                            .collect();
                         let fb = Response::OffsetFetch(g::OffsetFetchResponse {
                             groups: vec![g::FetchGroupResponse {
                                 group_id: grp.group_id.clone(),
-                                topics: Vec::new(),
+                                topics,
                                 error_code: ResponseError::NotCoordinator.code(),
                             }],
                         });
@@ -474,13 +525,25 @@ impl Node {
                 header: header.clone(),
                 kind,
                 slots: vec![None; parts.len()],
+                commit_results: unknown,
             },
         );
-        for (slot, (target, build, fallback)) in parts.into_iter().enumerate() {
+        let loading = self.group_now().is_none();
+        for (slot, (target, build, mut fallback)) in parts.into_iter().enumerate() {
             let partition = match target {
                 Target::Group(id) => self.groups.partition_of(&id),
                 Target::Partition(p) => p,
             };
+            if loading {
+                // The first tick has not come: the clock coordinators time
+                // sessions with is unknown. Clients retry this error.
+                set_error(
+                    &mut fallback,
+                    ResponseError::CoordinatorLoadInProgress.code(),
+                );
+                self.fill_slot(gather, slot, fallback);
+                continue;
+            }
             if !self.groups.leads(partition) {
                 self.fill_slot(gather, slot, fallback);
                 continue;
@@ -558,7 +621,15 @@ impl Node {
         let Some(g) = self.group_requests.gathers.remove(&gather) else {
             return;
         };
-        let responses: Vec<Response> = g.slots.into_iter().flatten().collect();
+        let mut responses: Vec<Response> = g.slots.into_iter().flatten().collect();
+        if g.kind == Kind::OffsetCommit {
+            let mut all = match responses.pop() {
+                Some(Response::OffsetCommit(c)) => c,
+                _ => g::OffsetCommitResponse { topics: Vec::new() },
+            };
+            all.topics.extend(g.commit_results);
+            responses = vec![Response::OffsetCommit(all)];
+        }
         match to_kafka(g.kind, responses) {
             Some(body) => self.respond(g.reply, &g.header, body),
             None => {

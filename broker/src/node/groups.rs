@@ -55,6 +55,17 @@ pub fn offsets_partition_for(group: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
+/// A coordinator's seed from the node's, its partition and how many
+/// coordinators came before it (splitmix64 steps, so nearby inputs differ).
+fn mix(seed: u64, partition: u64, load: u64) -> u64 {
+    let step = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    step(step(step(seed) ^ partition) ^ load)
+}
+
 /// The coordinator of one offsets partition this node leads.
 struct Shard {
     coordinator: Coordinator,
@@ -79,8 +90,13 @@ pub(super) struct Groups {
     partitions: i32,
     shards: BTreeMap<i32, Shard>,
     persists: Vec<PendingPersist>,
-    /// The coordinators' clock: wall-clock milliseconds that never go back.
-    now_ms: u64,
+    /// Coordinators created so far: each gets a distinct seed, so a
+    /// partition led again in the same process draws new member ids.
+    loads: u64,
+    /// The coordinators' clock, anchored at the first tick: (wall-clock ms,
+    /// the node's monotonic ms) then. Until it is known no coordinator is
+    /// stepped, so nothing is timed or stamped against a zero clock.
+    clock: Option<(i64, u64)>,
 }
 
 impl Groups {
@@ -91,7 +107,8 @@ impl Groups {
             partitions,
             shards: BTreeMap::new(),
             persists: Vec::new(),
-            now_ms: 0,
+            loads: 0,
+            clock: None,
         }
     }
 
@@ -146,7 +163,9 @@ impl Node {
 
     /// The coordinators' clock moved (every tick).
     pub(super) fn groups_tick(&mut self) {
-        self.groups.now_ms = self.groups.now_ms.max(self.wall_ms.max(0) as u64);
+        if self.groups.clock.is_none() {
+            self.groups.clock = Some((self.wall_ms, self.now_ms));
+        }
         for partition in self.groups.led_partitions() {
             self.group_step(partition, Event::Tick);
         }
@@ -174,7 +193,8 @@ impl Node {
             partition,
         };
         let mut config = self.groups.config.clone();
-        config.seed ^= u64::from(partition as u32) << 32 | self.cfg.seed & 0xffff_ffff;
+        self.groups.loads += 1;
+        config.seed = mix(config.seed, u64::from(partition as u32), self.groups.loads);
         let mut coordinator = Coordinator::new(config);
         let (mut records, mut bad) = (0u64, 0u64);
         let end = self.store.next_offset(&tp);
@@ -184,12 +204,18 @@ impl Node {
                 Ok(d) if !d.is_empty() => d,
                 Ok(_) => break,
                 Err(e) => {
-                    tracing::error!(%tp, error = %e, "cannot read the offsets partition; its groups start empty");
+                    tracing::error!(%tp, offset, error = %e,
+                        "cannot read the offsets partition; its groups are served from the records before this offset");
                     break;
                 }
             };
-            let Ok(ranges) = batch::split_batches(&data) else {
-                break;
+            let ranges = match batch::split_batches(&data) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(%tp, offset, error = %e,
+                        "the offsets partition holds a malformed batch; its groups are served from the records before it");
+                    break;
+                }
             };
             for range in ranges {
                 let raw = &data[range];
@@ -241,9 +267,24 @@ impl Node {
         self.abandon_group_requests(partition, ResponseError::NotCoordinator);
     }
 
+    /// The coordinators' time: wall-clock milliseconds as of the first tick
+    /// plus the monotonic time since, so commit timestamps mean wall time
+    /// while timers never jump with the wall clock (Kafka's delayed
+    /// operations run on monotonic time too). `None` before the first tick.
+    pub(super) fn group_now(&self) -> Option<u64> {
+        let (wall, mono) = self.groups.clock?;
+        Some(wall.max(0) as u64 + self.now_ms.saturating_sub(mono))
+    }
+
     /// Steps the coordinator of `partition` and carries out what it asks.
     pub(super) fn group_step(&mut self, partition: i32, event: Event) {
-        let now = self.groups.now_ms;
+        let Some(now) = self.group_now() else {
+            tracing::error!(
+                partition,
+                "a coordinator was stepped before the clock was known"
+            );
+            return;
+        };
         let Some(shard) = self.groups.shards.get_mut(&partition) else {
             return;
         };

@@ -179,6 +179,14 @@ const COMPACT_EVERY: u64 = 1024;
 /// in-memory copy grow to gigabytes.
 const COMPACT_EVERY_BYTES: u64 = 4 << 20;
 
+/// How long an idempotent producer's state outlives its newest batch:
+/// Kafka's `producer.id.expiration.ms` default, a day.
+const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+
+/// How often idle producers are looked for: Kafka's
+/// `producer.id.expiration.check.interval.ms` default, ten minutes.
+const PRODUCER_EXPIRY_CHECK_MS: i64 = 600_000;
+
 /// The sans-IO broker.
 pub struct Node {
     cfg: NodeConfig,
@@ -195,6 +203,8 @@ pub struct Node {
     wall_ms: i64,
     ids_drawn: u64,
     producer_ids: ProducerIds,
+    /// Wall-clock time of the next idle-producer sweep.
+    next_producer_expiry_ms: i64,
     groups: groups::Groups,
     group_requests: group_requests::GroupRequests,
     /// Each open connection's client address, as DescribeGroups reports it.
@@ -233,6 +243,7 @@ impl Node {
             wall_ms: 0,
             ids_drawn: 0,
             producer_ids: ProducerIds::default(),
+            next_producer_expiry_ms: 0,
             groups,
             group_requests: group_requests::GroupRequests::default(),
             client_hosts: BTreeMap::new(),
@@ -397,6 +408,21 @@ impl Node {
         self.expire_produces();
         self.expire_fetches();
         self.groups_tick();
+        self.expire_producers();
+    }
+
+    /// Forgets idle idempotent producers, once per [`PRODUCER_EXPIRY_CHECK_MS`].
+    fn expire_producers(&mut self) {
+        if self.wall_ms < self.next_producer_expiry_ms {
+            return;
+        }
+        self.next_producer_expiry_ms = self.wall_ms.saturating_add(PRODUCER_EXPIRY_CHECK_MS);
+        for p in self.partitions.values_mut() {
+            let n = p.producers.expire(self.wall_ms, PRODUCER_ID_EXPIRATION_MS);
+            if n > 0 {
+                tracing::debug!(tp = %p.tp, expired = n, "forgot idle idempotent producers");
+            }
+        }
     }
 
     /// A fresh single-voter group's starting state.
