@@ -4,6 +4,7 @@
 
 pub mod group_trace;
 pub mod interaction;
+pub mod isr_trace;
 pub mod launch;
 pub mod node;
 pub mod sim;

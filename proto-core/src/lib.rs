@@ -5,6 +5,7 @@
 //! `io-sync`) perform the actions; the conformance suite replays and simulates.
 
 pub mod group;
+pub mod isr;
 pub mod multiraft;
 pub mod producer;
 pub mod raft;
