@@ -1,7 +1,9 @@
 //! quickcheck properties of the group coordinator. The generated, shrinkable
 //! value is a schedule of what three clients do (join, sync, heartbeat, leave,
 //! commit, restart without their member id), standalone commits, time passing
-//! and writes completing or failing. Client c2 is static (instance "i2").
+//! and writes completing (in the order they were issued, as a log commits) or
+//! failing (any write in flight, also ahead of older ones, as a broker
+//! refusing a proposal does). Client c2 is static (instance "i2").
 //!
 //! Checked on every schedule: (a) within a generation, every member handed
 //! an assignment gets its part of one leader assignment, so no partition goes
@@ -47,8 +49,8 @@ enum Op {
     Tick(u8),
     /// The oldest writes complete.
     Persist(u8),
-    /// The oldest write fails.
-    Fail,
+    /// A write in flight fails, not necessarily the oldest.
+    Fail(u8),
 }
 
 impl Arbitrary for Op {
@@ -66,7 +68,7 @@ impl Arbitrary for Op {
             17 => Op::Forget(a),
             18..=20 => Op::Tick(a),
             21..=24 => Op::Persist(a % 3 + 1),
-            _ => Op::Fail,
+            _ => Op::Fail(a),
         }
     }
 
@@ -112,6 +114,8 @@ struct Seen {
     standalone_written: usize,
     static_rejoins: usize,
     failed_writes: usize,
+    /// Failures of a write while an older one was still in flight.
+    failed_ahead: usize,
 }
 
 struct World {
@@ -127,8 +131,9 @@ struct World {
     commits: BTreeMap<ReplyId, (Vec<(i32, i64)>, bool)>,
     /// The offsets partition.
     log: Vec<Record>,
-    /// The last write of a group record for GROUP failed.
-    group_write_failed: bool,
+    /// Failed writes of a group record for GROUP issued after the last one
+    /// written: the group in memory may be ahead of the log.
+    failed_group_writes: BTreeSet<u64>,
     /// OffsetFetch's view of GROUP after the last step.
     committed: BTreeMap<i32, i64>,
     /// Per generation: the leaders' assignments, and what members were handed
@@ -171,7 +176,7 @@ impl World {
             commit_writes: BTreeMap::new(),
             commits: BTreeMap::new(),
             log: Vec::new(),
-            group_write_failed: false,
+            failed_group_writes: BTreeSet::new(),
             committed: BTreeMap::new(),
             offered: BTreeMap::new(),
             handed: BTreeMap::new(),
@@ -204,7 +209,11 @@ impl World {
                                 Record::GroupMetadata { .. } | Record::GroupTombstone { .. }
                             )
                     }) {
-                        self.group_write_failed = !ok;
+                        if ok {
+                            self.failed_group_writes.retain(|&t| t > token);
+                        } else {
+                            self.failed_group_writes.insert(token);
+                        }
                     }
                     if ok {
                         self.log.extend(records);
@@ -567,8 +576,13 @@ impl World {
                     self.step(Event::Persisted { token })?;
                 }
             }
-            Op::Fail => {
-                if let Some(&(token, _)) = self.pending.front() {
+            Op::Fail(a) => {
+                if !self.pending.is_empty() {
+                    let i = usize::from(a) % self.pending.len();
+                    let token = self.pending[i].0;
+                    if i > 0 {
+                        self.seen.failed_ahead += 1;
+                    }
                     self.step(Event::PersistFailed { token })?;
                 }
             }
@@ -650,7 +664,7 @@ impl World {
         );
         let live = self.c.generation(GROUP).unwrap_or(0);
         let again = fresh.c.generation(GROUP).unwrap_or(0);
-        if at_rest && !self.group_write_failed && live != again {
+        if at_rest && self.failed_group_writes.is_empty() && live != again {
             return Err(format!("(d) replayed generation {again}, live {live}"));
         }
         Ok(())
@@ -730,6 +744,7 @@ fn generated_schedules_rebalance_commit_and_fail() {
         total.standalone_written += w.seen.standalone_written;
         total.static_rejoins += w.seen.static_rejoins;
         total.failed_writes += w.seen.failed_writes;
+        total.failed_ahead += w.seen.failed_ahead;
     }
     assert!(total.stable >= 50, "{total:?}");
     assert!(total.assignments_handed >= 100, "{total:?}");
@@ -737,6 +752,7 @@ fn generated_schedules_rebalance_commit_and_fail() {
     assert!(total.standalone_written >= 20, "{total:?}");
     assert!(total.static_rejoins >= 50, "{total:?}");
     assert!(total.failed_writes >= 50, "{total:?}");
+    assert!(total.failed_ahead >= 5, "{total:?}");
     assert!(
         generations >= 5,
         "the longest run reached generation {generations}"

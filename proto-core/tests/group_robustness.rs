@@ -75,6 +75,8 @@ impl Arbitrary for Wild {
 const GROUPS: [&str; 4] = ["g", "h", "", "\u{1F600}\u{0}"];
 const TIMEOUTS: [i32; 6] = [10_000, 6_000, 0, -1, i32::MAX, 1_800_000];
 const GENERATIONS: [i32; 5] = [-1, 0, 1, 2, i32::MAX];
+const STATE_TIMESTAMPS: [Option<i64>; 5] =
+    [None, Some(-1), Some(0), Some(1_000_000), Some(i64::MAX)];
 
 struct World {
     c: Coordinator,
@@ -160,6 +162,7 @@ impl World {
                     generation: *generation,
                     protocol: with_protocol.then(|| "range".to_string()),
                     leader: Some(self.member(*generation_pick)),
+                    current_state_timestamp_ms: pick(&STATE_TIMESTAMPS, *generation_pick),
                     members: members
                         .iter()
                         .map(|&(m, i, t)| MemberRecord {

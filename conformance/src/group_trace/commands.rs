@@ -79,12 +79,24 @@ pub fn run(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
             Ok(())
         }
         "persist" | "fail-persist" => {
-            cmd.only_args(&["n"])?;
+            let ok = cmd.name == "persist";
+            // Only a failure can overtake: successes follow the log.
+            let known: &[&str] = if ok { &["n"] } else { &["n", "token"] };
+            cmd.only_args(known)?;
+            if let Some(token) = cmd.arg("token") {
+                let token = token
+                    .parse()
+                    .map_err(|_| cmd.error(format!("token={token} is not a token")))?;
+                if !env.fail(token) {
+                    return Err(cmd.error(format!("no write {token} is pending")));
+                }
+                return Ok(());
+            }
             let n = cmd.num("n", env.pending.len() as u64)? as usize;
             if env.pending.is_empty() {
                 env.line(0, "(no writes pending)");
             }
-            env.complete(n, cmd.name == "persist");
+            env.complete(n, ok);
             Ok(())
         }
         "restart" => {

@@ -145,6 +145,18 @@ impl Env {
         }
     }
 
+    /// Fails write `token` wherever it is in the queue, as a broker refusing
+    /// a proposal at once does; false if it is not pending.
+    pub fn fail(&mut self, token: u64) -> bool {
+        let Some(i) = self.pending.iter().position(|(t, _)| *t == token) else {
+            return false;
+        };
+        self.pending.remove(i);
+        self.line(0, format!("PersistFailed token={token}"));
+        self.step(Event::PersistFailed { token }, 1);
+        true
+    }
+
     /// A new coordinator (seeded `seed`) that replays the offsets partition;
     /// writes in flight are lost, and so are unanswered requests.
     pub fn restart(&mut self, seed: u64) {

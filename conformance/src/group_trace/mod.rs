@@ -33,6 +33,8 @@
 //! - `tick MS`: time passes, then a tick.
 //! - `persist [n=K]`, `fail-persist [n=K]`: the oldest K (default all)
 //!   pending writes complete or fail; what each caused prints below it.
+//!   `fail-persist token=T` fails write T even if older ones are pending
+//!   (successes always come in the order writes were issued, as the log's).
 //! - `restart [seed=N]`: a new coordinator replays the offsets partition
 //!   (records encoded and decoded); writes in flight are lost.
 //! - `log`: the offsets partition's records, in order.

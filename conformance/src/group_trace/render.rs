@@ -268,9 +268,13 @@ pub fn record(env: &mut Env, r: &Record) -> String {
             generation,
             protocol,
             leader,
+            current_state_timestamp_ms,
             members,
         } => {
             let leader = leader.as_ref().map(|l| env.alias(l)).unwrap_or_else(|| "-".to_string());
+            let since = current_state_timestamp_ms
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".to_string());
             let members: Vec<String> = members
                 .iter()
                 .map(|m| {
@@ -290,7 +294,7 @@ pub fn record(env: &mut Env, r: &Record) -> String {
                 })
                 .collect();
             format!(
-                "GroupMetadata {group} gen={generation} protocol={protocol_type:?}/{} leader={leader} members=({})",
+                "GroupMetadata {group} gen={generation} protocol={protocol_type:?}/{} leader={leader} since={since} members=({})",
                 opt(protocol),
                 members.join(", ")
             )

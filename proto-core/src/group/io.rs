@@ -3,6 +3,15 @@
 //! Durability ordering is data: an answer that reports something written to
 //! the offsets partition (a commit, a completed sync, a deletion) is only
 //! emitted after the [`Event::Persisted`] for the write that holds it.
+//!
+//! Completions follow the log: a write is reported [`Event::Persisted`] only
+//! after every write issued before it has been reported, as a log commits in
+//! order. A failure needs no order: [`Event::PersistFailed`] may come for any
+//! write in flight, before the writes issued earlier complete (the broker
+//! refuses a proposal at once during a leader transfer while earlier ones are
+//! still in flight). This holds because a write's effects wait for its own
+//! success, and a failure undoes only what its own write changed ahead of
+//! time, where that change is still in place.
 
 use super::record::Record;
 use super::requests::{
@@ -39,13 +48,16 @@ pub enum Event {
     /// rebalance delay, pending-member expiry and offset retention fire here.
     Tick,
     /// The records of [`Action::Persist`] `token` are committed in the offsets
-    /// partition. Tokens must complete in the order they were issued, as a log does.
+    /// partition. Every token issued before it must have been reported
+    /// (persisted or failed) already, as a log commits in order.
     Persisted {
         /// The write.
         token: u64,
     },
     /// The records of [`Action::Persist`] `token` were not written (no longer
-    /// leader, disk error); nothing they carried takes effect.
+    /// leader, disk error, a proposal refused); nothing they carried takes
+    /// effect. It may come at any time while `token` is in flight, also
+    /// before tokens issued earlier are reported.
     PersistFailed {
         /// The write.
         token: u64,

@@ -254,7 +254,10 @@ impl Group {
     }
 
     /// The static member's new id is written: answer its join with the
-    /// current generation, so it syncs and gets its old assignment.
+    /// current generation, so it syncs and gets its old assignment. Its
+    /// session starts again: if its deadline passed while the write was in
+    /// flight, waiting in the join suspended the timer (see
+    /// `Member::session_deadline`), and nothing else would restart it.
     pub(super) fn static_join_persisted(&mut self, cx: &mut Ctx, p: &StaticJoin) {
         if !self.still_awaits_static_join(p) {
             return;
@@ -275,11 +278,13 @@ impl Group {
         };
         if let Some(member) = self.members.get_mut(&p.member_id) {
             member.awaiting_join = None;
+            member.reset_session(cx.now);
         }
         cx.out.respond(p.reply, response);
     }
 
-    /// The write failed: the old member id is restored, the join refused.
+    /// The write failed: the old member id is restored, the join refused,
+    /// and the session starts again (for the same reason as on success).
     pub(super) fn static_join_failed(&mut self, cx: &mut Ctx, p: StaticJoin) {
         if !self.still_awaits_static_join(&p) {
             return;

@@ -290,6 +290,59 @@ fn a_failed_write_restores_the_static_member_old_id() {
     assert_eq!(heartbeat_as(&mut h, &old, "ia"), errors::NONE);
 }
 
+/// A static rejoin of "ia" at 1 s whose write is still in flight when the
+/// member's session (10 s) ends; the other member keeps heartbeating.
+fn static_rejoin_outliving_its_session(h: &mut Harness, other: &str) -> Vec<Action> {
+    h.now = 1_000;
+    let mut back = h.join_request("g", "");
+    back.group_instance_id = Some("ia".to_string());
+    let actions = h.step(Event::Join(back));
+    h.now = 9_000;
+    assert_eq!(h.heartbeat("g", other, 1), errors::NONE);
+    // Waiting in its join, the member is not expired; its timer stops.
+    h.tick_at(11_000);
+    assert_eq!(h.describe("g").members.len(), 2);
+    h.now = 12_000;
+    actions
+}
+
+#[test]
+fn a_static_member_whose_session_ends_during_its_rejoin_write_still_expires() {
+    let mut h = Harness::new();
+    let (_, other) = static_group(&mut h);
+    let actions = static_rejoin_outliving_its_session(&mut h, &other);
+    let answer = joins_of(&h.persist(&actions));
+    assert_eq!(answer[0].error_code, errors::NONE);
+    // Answered at 12 s, the member must be heard from by 22 s.
+    h.now = 18_000;
+    assert_eq!(h.heartbeat("g", &other, 1), errors::NONE);
+    h.tick_at(21_999);
+    assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
+    h.tick_at(22_000);
+    assert_eq!(h.c.group_state("g"), Some(GroupState::PreparingRebalance));
+    let d = h.describe("g");
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(d.members[0].member_id, other);
+}
+
+#[test]
+fn a_static_member_whose_rejoin_write_fails_after_its_session_ended_still_expires() {
+    let mut h = Harness::new();
+    let (_, other) = static_group(&mut h);
+    let actions = static_rejoin_outliving_its_session(&mut h, &other);
+    let answer = joins_of(&h.fail_persist(&actions));
+    assert_eq!(answer[0].error_code, errors::COORDINATOR_NOT_AVAILABLE);
+    h.now = 18_000;
+    assert_eq!(h.heartbeat("g", &other, 1), errors::NONE);
+    h.tick_at(21_999);
+    assert_eq!(h.describe("g").members.len(), 2);
+    // The old id is back, and its session runs from the failure.
+    h.tick_at(22_000);
+    let d = h.describe("g");
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(d.members[0].member_id, other);
+}
+
 #[test]
 fn a_new_member_stuck_in_a_long_rebalance_expires_after_five_minutes() {
     let mut h = Harness::new();
@@ -350,4 +403,36 @@ fn a_static_member_rejoining_a_completing_group_restarts_the_rebalance() {
     let done = joins_of(&h.step(Event::Join(back)));
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].generation_id, 2);
+}
+
+#[test]
+fn a_later_static_rejoin_failing_first_leaves_the_group_as_the_log_has_it() {
+    let mut h = Harness::new();
+    static_group(&mut h);
+    let rejoin = |h: &mut Harness| {
+        let mut back = h.join_request("g", "");
+        back.group_instance_id = Some("ia".to_string());
+        h.step(Event::Join(back))
+    };
+    let first = rejoin(&mut h);
+    let second = rejoin(&mut h);
+    assert_eq!(
+        joins_of(&second)[0].error_code,
+        errors::FENCED_INSTANCE_ID,
+        "the second replacement fences the first one's join"
+    );
+    // The broker fails the second write at once; the first is then written.
+    let failed = joins_of(&h.fail_persist(&second));
+    assert_eq!(failed[0].error_code, errors::COORDINATOR_NOT_AVAILABLE);
+    assert!(joins_of(&h.persist(&first)).is_empty());
+
+    let mut r = Harness::new();
+    for record in h.log.clone() {
+        r.c.replay(record);
+    }
+    let ids = |d: DescribedGroup| -> Vec<String> {
+        d.members.iter().map(|m| m.member_id.clone()).collect()
+    };
+    assert_eq!(ids(h.describe("g")), ids(r.describe("g")));
+    assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
 }

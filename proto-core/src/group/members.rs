@@ -116,6 +116,13 @@ impl Group {
     /// deadline set while firing waits for the next tick, so a zero timeout
     /// cannot spin.
     pub(super) fn fire_timers(&mut self, cx: &mut Ctx) {
+        debug_assert!(
+            self.members.values().all(|m| m.session_deadline.is_some()
+                || m.awaiting_join.is_some()
+                || m.awaiting_sync.is_some()),
+            "a member waiting for no answer has no session deadline in {}",
+            self.id
+        );
         let mut due: Vec<(u64, Timer)> = Vec::new();
         for (id, &deadline) in &self.pending_members {
             due.push((deadline, Timer::Pending(id.clone())));

@@ -46,7 +46,7 @@ mod sync_tests;
 #[cfg(test)]
 mod test_support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use config::CoordinatorConfig;
 pub use io::{Action, Event};
@@ -70,7 +70,7 @@ pub use state::GroupState;
 use member_id::MemberIds;
 use outbox::{Ctx, Outbox, Pending, PendingKind};
 use replay::Restored;
-use state::{join_error, sync_error, Group};
+use state::{join_error, sync_error, Group, Partition};
 
 /// The group coordinator of one offsets partition.
 pub struct Coordinator {
@@ -82,8 +82,13 @@ pub struct Coordinator {
     now: u64,
     /// A step has run, so `now` is a real time.
     started: bool,
-    /// Records were replayed before the first step: their clocks start then.
-    replayed: bool,
+    /// Groups replayed before the first step from a record that does not say
+    /// since when they are in their state (group value v1): that clock starts
+    /// at the first step.
+    unclocked_groups: BTreeSet<String>,
+    /// Offsets replayed before the first step with a commit timestamp that is
+    /// no time (negative; no coordinator writes one): likewise.
+    unclocked_offsets: BTreeSet<(String, Partition)>,
     next_retention_check: u64,
 }
 
@@ -97,7 +102,8 @@ impl Coordinator {
             out: Outbox::default(),
             now: 0,
             started: false,
-            replayed: false,
+            unclocked_groups: BTreeSet::new(),
+            unclocked_offsets: BTreeSet::new(),
             next_retention_check: 0,
         }
     }
@@ -105,14 +111,18 @@ impl Coordinator {
     /// Loads one record of the offsets partition; the broker replays them all,
     /// in log order, before the first step. The last record per key wins, a
     /// group tombstone keeps offsets committed after it (a standalone
-    /// consumer's), and nothing is emitted. Sessions, the empty-group clock
-    /// and offsets' retention start at the first step's `now_ms`: a
-    /// restarted broker's clock need not match the one the records saw. (A
-    /// replay after steps answers the requests waiting in a group it
-    /// replaces with COORDINATOR_NOT_AVAILABLE, so none is lost.)
+    /// consumer's), and nothing is emitted. Retention goes on from the times
+    /// the records carry (an offset's commit timestamp, the time a group
+    /// became empty), so `now_ms` must be comparable with the clock that
+    /// wrote them, as the broker's wall-anchored clock is; a record without
+    /// its time (a group value v1) starts that clock at the first step's
+    /// `now_ms`. Members' sessions always start at the first step: they must
+    /// heartbeat again. (A replay after steps uses the latest `now_ms` for
+    /// both, and answers the requests waiting in a group it replaces with
+    /// COORDINATOR_NOT_AVAILABLE, so none is lost.)
     pub fn replay(&mut self, record: Record) {
-        self.replayed = true;
         let now = self.now;
+        let before_start = !self.started;
         let mut cx = Ctx {
             now,
             cfg: &self.cfg,
@@ -134,13 +144,21 @@ impl Coordinator {
                 generation,
                 protocol,
                 leader,
+                current_state_timestamp_ms,
                 members,
             } => {
+                let state_since_ms = current_state_timestamp_ms.and_then(record_time);
+                if state_since_ms.is_none() && before_start {
+                    self.unclocked_groups.insert(group.clone());
+                } else {
+                    self.unclocked_groups.remove(&group);
+                }
                 let restored = Restored {
                     protocol_type,
                     generation,
                     protocol,
                     leader,
+                    state_since_ms,
                     members,
                 };
                 self.groups
@@ -149,6 +167,7 @@ impl Coordinator {
                     .restore(restored, now);
             }
             Record::GroupTombstone { group } => {
+                self.unclocked_groups.remove(&group);
                 let Some(g) = self.groups.get_mut(&group) else {
                     return;
                 };
@@ -160,13 +179,33 @@ impl Coordinator {
                     g.offsets = offsets;
                 }
             }
-            r @ (Record::Offset { .. } | Record::OffsetTombstone { .. }) => {
-                offsets::apply_offset_record(&mut self.groups, &r, now);
+            Record::Offset {
+                ref group,
+                ref topic,
+                partition,
+                commit_timestamp_ms,
+                ..
+            } => {
+                let key = (group.clone(), (topic.clone(), partition));
+                let committed_at = record_time(commit_timestamp_ms);
+                if committed_at.is_none() && before_start {
+                    self.unclocked_offsets.insert(key);
+                } else {
+                    self.unclocked_offsets.remove(&key);
+                }
+                let committed_at = committed_at.unwrap_or(now);
+                offsets::apply_offset_record(&mut self.groups, &record, committed_at);
+            }
+            Record::OffsetTombstone { .. } => {
+                offsets::apply_offset_record(&mut self.groups, &record, now);
             }
         }
     }
 
-    /// Takes one event at monotonic time `now_ms`.
+    /// Takes one event at time `now_ms`. Time never goes back: an earlier
+    /// `now_ms` counts as the latest one seen. For retention to carry across
+    /// a restart, `now_ms` must be comparable with the previous coordinator's
+    /// (the records it wrote carry its times).
     pub fn step(&mut self, now_ms: u64, event: Event) {
         self.start_clocks(now_ms);
         self.now = self.now.max(now_ms);
@@ -247,7 +286,8 @@ impl Coordinator {
         self.groups.get(group).map(|g| g.generation)
     }
 
-    /// The first step fixes the clock of everything replayed before it.
+    /// The first step starts the sessions of replayed members, and the
+    /// retention clocks replay could not read from their records.
     fn start_clocks(&mut self, now: u64) {
         if self.started {
             return;
@@ -256,19 +296,32 @@ impl Coordinator {
         self.now = now;
         self.next_retention_check =
             now.saturating_add(self.cfg.offsets_retention_check_interval_ms);
-        if !self.replayed {
-            return;
-        }
         for g in self.groups.values_mut() {
-            g.state_since_ms = now;
             for m in g.members.values_mut() {
                 m.reset_session(now);
             }
-            for o in g.offsets.values_mut() {
+        }
+        for id in std::mem::take(&mut self.unclocked_groups) {
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.state_since_ms = now;
+            }
+        }
+        for (id, partition) in std::mem::take(&mut self.unclocked_offsets) {
+            let offset = self
+                .groups
+                .get_mut(&id)
+                .and_then(|g| g.offsets.get_mut(&partition));
+            if let Some(o) = offset {
                 o.committed_at_ms = now;
             }
         }
     }
+}
+
+/// A time read from a record, if it is one (no coordinator writes a
+/// negative time).
+fn record_time(ms: i64) -> Option<u64> {
+    u64::try_from(ms).ok()
 }
 
 /// JoinGroup's checks that need no group, then the group's own rules. A
@@ -337,7 +390,7 @@ fn persisted(groups: &mut BTreeMap<String, Group>, cx: &mut Ctx, p: Pending) {
             Record::Offset {
                 commit_timestamp_ms,
                 ..
-            } => u64::try_from(*commit_timestamp_ms).unwrap_or(0),
+            } => record_time(*commit_timestamp_ms).unwrap_or(cx.now),
             _ => cx.now,
         };
         offsets::apply_offset_record(groups, r, committed_at);

@@ -284,7 +284,8 @@ pub(super) fn fetch(groups: &BTreeMap<String, Group>, cx: &mut Ctx, req: OffsetF
 }
 
 /// Handles an OffsetDelete: an empty group's offsets go; a consumer group
-/// with members keeps those of topics it subscribes to.
+/// with members keeps those of topics it subscribes to (every topic, while
+/// its subscriptions are unknown).
 pub(super) fn delete_offsets(
     groups: &mut BTreeMap<String, Group>,
     cx: &mut Ctx,

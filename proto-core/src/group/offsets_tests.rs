@@ -1,6 +1,8 @@
 //! Offset rules: who may commit, visibility after the write, fetch,
 //! OffsetDelete, retention, DeleteGroups and replay.
 
+use bytes::Bytes;
+
 use super::test_support::*;
 use super::*;
 
@@ -195,6 +197,47 @@ fn offset_delete_keeps_subscribed_topics_of_a_live_consumer_group() {
     );
 }
 
+#[test]
+fn offset_delete_keeps_every_topic_while_subscriptions_are_unknown() {
+    // A member whose metadata is not the consumer protocol: Kafka cannot
+    // tell what it consumes, so it may consume anything.
+    let mut h = Harness::new();
+    let mut req = h.join_request("g", "");
+    req.protocols[0].metadata = Bytes::from_static(b"not a subscription");
+    h.step(Event::Join(req));
+    let joined = joins_of(&h.tick_at(0));
+    let member = joined[0].member_id.clone();
+    let assigned = h.sync("g", &member, 1, &[]);
+    h.persist(&assigned);
+    assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
+    let a = h.commit("g", &member, 1, &[("t", 0, 1)]);
+    h.persist(&a);
+    let refused = offset_delete(&mut h, "g", "t");
+    assert!(persisted_records(&refused).is_empty());
+    assert_eq!(
+        offset_delete_codes(&refused),
+        (errors::NONE, vec![errors::GROUP_SUBSCRIBED_TO_TOPIC])
+    );
+
+    // A group that has not completed a join yet (generation 0, preparing
+    // its first rebalance) has no known subscriptions either.
+    let a = h.commit("solo", "", -1, &[("t", 0, 1)]);
+    h.persist(&a);
+    h.join("solo", "");
+    assert_eq!(
+        h.c.group_state("solo"),
+        Some(GroupState::PreparingRebalance)
+    );
+    let refused = offset_delete(&mut h, "solo", "t");
+    assert!(persisted_records(&refused).is_empty());
+    assert_eq!(
+        offset_delete_codes(&refused),
+        (errors::NONE, vec![errors::GROUP_SUBSCRIBED_TO_TOPIC])
+    );
+    assert_eq!(h.fetch("g"), vec![("t".to_string(), 0, 1)]);
+    assert_eq!(h.fetch("solo"), vec![("t".to_string(), 0, 1)]);
+}
+
 fn delete_groups(h: &mut Harness, names: &[&str]) -> Vec<Action> {
     let req = DeleteGroupsRequest {
         reply: h.reply(),
@@ -354,6 +397,7 @@ fn a_group_tombstone_keeps_offsets_not_tombstoned() {
         generation: 3,
         protocol: None,
         leader: None,
+        current_state_timestamp_ms: Some(0),
         members: Vec::new(),
     });
     h.c.replay(offset(0, 5));
@@ -380,4 +424,147 @@ fn a_replay_after_steps_answers_the_requests_it_displaces() {
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].error_code, errors::COORDINATOR_NOT_AVAILABLE);
     assert_eq!(h.c.group_state("g"), None);
+}
+
+fn leave(h: &mut Harness, group: &str, member_id: &str) -> Vec<Action> {
+    let req = LeaveRequest {
+        reply: h.reply(),
+        group_id: group.to_string(),
+        members: vec![LeavingMember {
+            member_id: member_id.to_string(),
+            group_instance_id: None,
+            reason: None,
+        }],
+    };
+    h.step(Event::Leave(req))
+}
+
+/// The groups that `actions` write anything for, in order, once each.
+fn groups_written(actions: &[Action]) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
+    for r in persisted_records(actions) {
+        if groups.last().map(String::as_str) != Some(r.group()) {
+            groups.push(r.group().to_string());
+        }
+    }
+    groups
+}
+
+#[test]
+fn retention_goes_on_from_the_recorded_times_after_a_restart() {
+    let mut h = Harness::new();
+    let ids = h.stable_group("g", 1);
+    let a = h.commit("g", &ids[0], 1, &[("t", 0, 1)]);
+    h.persist(&a);
+    h.now = 10_000;
+    let a = h.commit("solo", "", -1, &[("t", 0, 1)]);
+    h.persist(&a);
+    h.now = 20_000;
+    let emptied = leave(&mut h, "g", &ids[0]);
+    h.persist(&emptied);
+    assert!(matches!(
+        h.log.last(),
+        Some(Record::GroupMetadata {
+            current_state_timestamp_ms: Some(20_000),
+            ..
+        })
+    ));
+
+    // The broker restarts; its clock (wall-anchored) goes on.
+    let mut r = Harness::new();
+    for record in h.log.clone() {
+        r.c.replay(record);
+    }
+    assert!(persisted_records(&r.tick_at(95_000)).is_empty());
+    assert!(persisted_records(&r.tick_at(109_999)).is_empty());
+    // Retention (100 s) runs from the commit for the standalone offset...
+    let actions = r.tick_at(111_000);
+    assert_eq!(groups_written(&actions), vec!["solo"]);
+    r.persist(&actions);
+    // ... and from when the group became empty for the group's.
+    assert!(persisted_records(&r.tick_at(119_999)).is_empty());
+    let actions = r.tick_at(121_000);
+    assert!(
+        matches!(
+            persisted_records(&actions).as_slice(),
+            [
+                Record::OffsetTombstone { .. },
+                Record::GroupTombstone { .. }
+            ]
+        ),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn replayed_records_without_their_time_start_retention_at_the_first_step() {
+    let mut h = Harness::new();
+    let offset = |group: &str, commit_timestamp_ms| Record::Offset {
+        group: group.to_string(),
+        topic: "t".to_string(),
+        partition: 0,
+        offset: 1,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms,
+    };
+    // "old" comes from a group value v1, which has no state timestamp.
+    for (group, since) in [("old", None), ("new", Some(10_000))] {
+        h.c.replay(Record::GroupMetadata {
+            group: group.to_string(),
+            protocol_type: "consumer".to_string(),
+            generation: 2,
+            protocol: None,
+            leader: None,
+            current_state_timestamp_ms: since,
+            members: Vec::new(),
+        });
+        h.c.replay(offset(group, 0));
+    }
+    // No coordinator writes a negative commit timestamp; it is no time.
+    h.c.replay(offset("solo", -1));
+    h.tick_at(50_000);
+    let actions = h.tick_at(111_000);
+    assert_eq!(groups_written(&actions), vec!["new"]);
+    h.persist(&actions);
+    assert!(persisted_records(&h.tick_at(149_999)).is_empty());
+    assert_eq!(groups_written(&h.tick_at(151_000)), vec!["old", "solo"]);
+}
+
+#[test]
+fn a_later_write_may_fail_before_an_earlier_one_completes() {
+    let mut h = Harness::new();
+    // A commit in flight, then a delete of its group that the broker fails
+    // at once (a proposal refused during a leader transfer).
+    let commit = h.commit("solo", "", -1, &[("t", 0, 1)]);
+    let delete = delete_groups(&mut h, &["solo"]);
+    assert_eq!(
+        delete_codes(&h.fail_persist(&delete)),
+        vec![("solo".to_string(), errors::COORDINATOR_NOT_AVAILABLE)]
+    );
+    assert_eq!(h.c.group_state("solo"), Some(GroupState::Empty));
+    assert_eq!(commit_codes(&h.persist(&commit)), vec![errors::NONE]);
+    assert_eq!(h.fetch("solo"), vec![("t".to_string(), 0, 1)]);
+
+    // Two commits of one partition: the later fails first, the earlier lands.
+    let earlier = h.commit("solo", "", -1, &[("t", 0, 2)]);
+    let later = h.commit("solo", "", -1, &[("t", 0, 3), ("t", 1, 3)]);
+    assert_eq!(
+        commit_codes(&h.fail_persist(&later)),
+        vec![errors::COORDINATOR_NOT_AVAILABLE; 2]
+    );
+    assert_eq!(commit_codes(&h.persist(&earlier)), vec![errors::NONE]);
+    assert_eq!(h.fetch("solo"), vec![("t".to_string(), 0, 2)]);
+
+    // The coordinator shows what the log holds.
+    let mut r = Harness::new();
+    for record in h.log.clone() {
+        r.c.replay(record);
+    }
+    assert_eq!(r.fetch("solo"), h.fetch("solo"));
+    let delete = delete_groups(&mut h, &["solo"]);
+    assert_eq!(
+        delete_codes(&h.persist(&delete)),
+        vec![("solo".to_string(), errors::NONE)]
+    );
 }

@@ -10,8 +10,9 @@
 //!         kind 1 (group):  group:str
 //!         kind 2 (offset): group:str topic:str partition:i32
 //! value = version:u8 fields...                       (absent = tombstone)
-//!         group v1:  protocol_type:str generation:i32 protocol:opt leader:opt
-//!                    count:u32 count * member
+//!         group v2:  protocol_type:str generation:i32 protocol:opt leader:opt
+//!                    current_state_timestamp_ms:i64 count:u32 count * member
+//!         group v1:  as v2 without current_state_timestamp_ms
 //!         member:    member_id:str group_instance_id:opt client_id:str
 //!                    client_host:str rebalance_timeout_ms:i32
 //!                    session_timeout_ms:i32 subscription:bytes assignment:bytes
@@ -21,15 +22,20 @@
 //! ```
 //!
 //! A key kind is never reused for another layout; a new layout gets a new
-//! value version. Decoding checks every length against the bytes left before
-//! it copies, and rejects trailing bytes, so garbage is an error, never a panic
-//! or a large allocation.
+//! value version, and older versions still decode (an offsets partition keeps
+//! what older brokers wrote). A group value is written as v2, or as v1 when it
+//! has no state timestamp (a v1 record read back), so every record encodes to
+//! the bytes it was decoded from. Decoding checks every length against the
+//! bytes left before it copies, and rejects trailing bytes, so garbage is an
+//! error, never a panic or a large allocation.
 
 use bytes::Bytes;
 
 const KIND_GROUP: u8 = 1;
 const KIND_OFFSET: u8 = 2;
 const VALUE_V1: u8 = 1;
+/// Group values with `current_state_timestamp_ms`.
+const VALUE_V2: u8 = 2;
 
 /// One record of the offsets partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +53,12 @@ pub enum Record {
         protocol: Option<String>,
         /// The leader's member id; `None` when the group is empty.
         leader: Option<String>,
+        /// When the group entered its state, in the coordinator's clock
+        /// (Kafka's `currentStateTimestamp`). For an empty group that is when
+        /// it became empty, where its offsets' retention starts, so it
+        /// survives a restart. `None` in a value of version 1, which did not
+        /// carry it.
+        current_state_timestamp_ms: Option<i64>,
         /// The members with their subscription and assignment.
         members: Vec<MemberRecord>,
     },
@@ -69,8 +81,8 @@ pub enum Record {
         leader_epoch: i32,
         /// Client metadata.
         metadata: String,
-        /// The coordinator's `now_ms` when the commit arrived; for operators,
-        /// since a restarted broker's clock may not be comparable.
+        /// The coordinator's `now_ms` when the commit arrived: where the
+        /// offset's retention starts, replayed after a restart too.
         commit_timestamp_ms: i64,
     },
     /// A committed offset is gone.
@@ -176,14 +188,22 @@ impl Record {
                 generation,
                 protocol,
                 leader,
+                current_state_timestamp_ms,
                 members,
                 ..
             } => {
-                let mut w = vec![VALUE_V1];
+                let version = match current_state_timestamp_ms {
+                    Some(_) => VALUE_V2,
+                    None => VALUE_V1,
+                };
+                let mut w = vec![version];
                 put_str(&mut w, protocol_type);
                 w.extend_from_slice(&generation.to_be_bytes());
                 put_opt(&mut w, protocol.as_deref());
                 put_opt(&mut w, leader.as_deref());
+                if let Some(ts) = current_state_timestamp_ms {
+                    w.extend_from_slice(&ts.to_be_bytes());
+                }
                 put_len(&mut w, members.len());
                 for m in members {
                     put_str(&mut w, &m.member_id);
@@ -241,7 +261,7 @@ impl Record {
                     }),
                     Some(v) => {
                         let mut r = Reader::new(v);
-                        r.version()?;
+                        r.version(&[VALUE_V1])?;
                         let offset = r.i64()?;
                         let leader_epoch = r.i32()?;
                         let metadata = r.str()?;
@@ -266,11 +286,15 @@ impl Record {
 
 fn decode_group(group: String, value: &[u8]) -> Result<Record, RecordError> {
     let mut r = Reader::new(value);
-    r.version()?;
+    let version = r.version(&[VALUE_V1, VALUE_V2])?;
     let protocol_type = r.str()?;
     let generation = r.i32()?;
     let protocol = r.opt()?;
     let leader = r.opt()?;
+    let current_state_timestamp_ms = match version {
+        VALUE_V1 => None,
+        _ => Some(r.i64()?),
+    };
     let count = r.u32()?;
     // No capacity from the count: every member consumes bytes, so a forged
     // count ends in `Truncated`, not in a huge allocation.
@@ -294,6 +318,7 @@ fn decode_group(group: String, value: &[u8]) -> Result<Record, RecordError> {
         generation,
         protocol,
         leader,
+        current_state_timestamp_ms,
         members,
     })
 }
@@ -364,10 +389,13 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
-    fn version(&mut self) -> Result<(), RecordError> {
-        match self.u8()? {
-            VALUE_V1 => Ok(()),
-            v => Err(RecordError::UnknownVersion(v)),
+    /// The value's version, if it is one of `known`.
+    fn version(&mut self, known: &[u8]) -> Result<u8, RecordError> {
+        let v = self.u8()?;
+        if known.contains(&v) {
+            Ok(v)
+        } else {
+            Err(RecordError::UnknownVersion(v))
         }
     }
 

@@ -35,6 +35,7 @@ impl Arbitrary for Record {
                 generation: i32::arbitrary(g),
                 protocol: opt(g),
                 leader: opt(g),
+                current_state_timestamp_ms: Option::<i64>::arbitrary(g),
                 members: Vec::arbitrary(g),
             },
             1 => Record::GroupTombstone { group },
@@ -135,5 +136,57 @@ fn forged_counts_and_lengths_are_errors() {
     assert_eq!(
         Record::decode(&trailing, None),
         Err(RecordError::TrailingBytes(1))
+    );
+}
+
+#[test]
+fn a_group_value_v1_still_decodes_and_reads_back_as_written() {
+    let empty_group = |current_state_timestamp_ms| Record::GroupMetadata {
+        group: "g".to_string(),
+        protocol_type: "consumer".to_string(),
+        generation: 3,
+        protocol: None,
+        leader: None,
+        current_state_timestamp_ms,
+        members: Vec::new(),
+    };
+    let key = empty_group(None).key();
+    // As a coordinator before value v2 wrote an empty group.
+    let mut v1 = vec![1];
+    v1.extend_from_slice(&8u32.to_be_bytes());
+    v1.extend_from_slice(b"consumer");
+    v1.extend_from_slice(&3i32.to_be_bytes());
+    v1.extend_from_slice(&[0, 0]); // no protocol, no leader
+    let members = 0u32.to_be_bytes();
+    let mut v2 = v1.clone();
+    v1.extend_from_slice(&members);
+    assert_eq!(Record::decode(&key, Some(&v1)), Ok(empty_group(None)));
+    assert_eq!(empty_group(None).encode(), (key.clone(), Some(v1)));
+
+    // v2 carries the state timestamp after the leader.
+    v2[0] = 2;
+    v2.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    v2.extend_from_slice(&members);
+    let timed = empty_group(Some(1_700_000_000_000));
+    assert_eq!(Record::decode(&key, Some(&v2)), Ok(timed.clone()));
+    assert_eq!(timed.encode(), (key.clone(), Some(v2)));
+
+    // Offsets stay at value v1.
+    let offset = Record::Offset {
+        group: "g".to_string(),
+        topic: "t".to_string(),
+        partition: 0,
+        offset: 1,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 5,
+    };
+    let (offset_key, value) = offset.encode();
+    let mut value = value.expect("an offset has a value");
+    assert_eq!(value[0], 1);
+    value[0] = 2;
+    assert_eq!(
+        Record::decode(&offset_key, Some(&value)),
+        Err(RecordError::UnknownVersion(2))
     );
 }

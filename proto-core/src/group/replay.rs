@@ -1,6 +1,7 @@
 //! Loading a group from its last [`Record::GroupMetadata`]: a group with
 //! members comes back Stable (members must heartbeat again within their
-//! session timeouts), one without comes back Empty, as Kafka loads them.
+//! session timeouts), one without comes back Empty, as Kafka loads them, and
+//! in its state since the time the record gives.
 
 use super::record::MemberRecord;
 use super::requests::JoinProtocol;
@@ -12,14 +13,17 @@ pub(super) struct Restored {
     pub generation: i32,
     pub protocol: Option<String>,
     pub leader: Option<String>,
+    /// When the group entered its state; `None` if the record does not say.
+    pub state_since_ms: Option<u64>,
     pub members: Vec<MemberRecord>,
 }
 
 impl Group {
-    /// Replaces the group's membership with `r`, keeping its offsets. Sessions
-    /// and the empty-since clock start at `now`.
+    /// Replaces the group's membership with `r`, keeping its offsets.
+    /// Sessions start at `now`, and so does the state's clock if the record
+    /// does not give it.
     pub(super) fn restore(&mut self, r: Restored, now: u64) {
-        let mut fresh = Group::new(&self.id, now);
+        let mut fresh = Group::new(&self.id, r.state_since_ms.unwrap_or(now));
         fresh.offsets = std::mem::take(&mut self.offsets);
         fresh.protocol_type = Some(r.protocol_type).filter(|t| !t.is_empty());
         fresh.generation = r.generation;

@@ -64,7 +64,9 @@ pub(super) struct Member {
     pub awaiting_sync: Option<ReplyId>,
     /// When the member is dropped unless it is heard from; `None` while its
     /// deadline passed as it waited in a join or sync (Kafka does not expire
-    /// those; the rebalance and sync timeouts do).
+    /// those; the rebalance and sync timeouts do). Whatever answers that
+    /// wait starts the session again, so a member waiting for nothing always
+    /// has a deadline.
     pub session_deadline: Option<u64>,
     /// Not yet through its first rebalance: its deadline is the new-member
     /// join timeout, and waiting does not protect it.
@@ -113,7 +115,9 @@ pub(super) struct CommittedOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
-    /// The retention clock of a standalone consumer's offset.
+    /// The retention clock of a standalone consumer's offset (and of a
+    /// stable group's offsets of topics nobody subscribes to): the record's
+    /// commit timestamp.
     pub committed_at_ms: u64,
 }
 
@@ -124,7 +128,8 @@ pub(super) type Partition = (String, i32);
 pub(super) struct Group {
     pub id: String,
     pub state: GroupState,
-    /// When `state` was entered: the retention clock of an empty group.
+    /// When `state` was entered: the retention clock of an empty group,
+    /// written in every [`Record::GroupMetadata`] so that a replay restores it.
     pub state_since_ms: u64,
     pub protocol_type: Option<String>,
     pub generation: i32,
@@ -142,7 +147,7 @@ pub(super) struct Group {
     pub join: Option<JoinPhase>,
     /// A member joined during the initial delay, so it is extended.
     pub new_member_added: bool,
-    /// What a consumer group's members subscribe to, if known.
+    /// What a consumer group's members subscribe to; `None` if unknown.
     pub subscribed_topics: Option<BTreeSet<String>>,
     pub offsets: BTreeMap<Partition, CommittedOffset>,
     /// Commits in flight per partition.
@@ -430,6 +435,9 @@ impl Group {
             generation: self.generation,
             protocol: self.protocol.clone(),
             leader: self.leader.clone(),
+            current_state_timestamp_ms: Some(
+                i64::try_from(self.state_since_ms).unwrap_or(i64::MAX),
+            ),
             members: self
                 .members
                 .values()
@@ -448,8 +456,9 @@ impl Group {
     }
 
     /// What a consumer group's members subscribe to: `None` if this is not a
-    /// consumer group or a subscription cannot be read (Kafka is then not
-    /// aware of the topics and refuses nothing because of them).
+    /// consumer group or a subscription cannot be read. Kafka is then not
+    /// aware of the topics, so any of them may be consumed: OffsetDelete
+    /// keeps them all and retention expires none while the group has members.
     pub(super) fn compute_subscribed_topics(&self) -> Option<BTreeSet<String>> {
         if self.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
             return None;
@@ -465,11 +474,17 @@ impl Group {
         Some(all)
     }
 
-    /// The topics members subscribe to include `topic`.
+    /// Whether a member may be consuming `topic` (Kafka's
+    /// `isSubscribedToTopic`): the subscriptions include it, or they are not
+    /// known (a member's metadata is not the consumer protocol, or no join
+    /// has completed since the group was created), in which case any
+    /// topic may be consumed and the safe answer is yes. Retention reads
+    /// `subscribed_topics` itself and keeps offsets while it is unknown.
     pub(super) fn is_subscribed_to(&self, topic: &str) -> bool {
-        self.subscribed_topics
-            .as_ref()
-            .is_some_and(|t| t.contains(topic))
+        match &self.subscribed_topics {
+            Some(topics) => topics.contains(topic),
+            None => true,
+        }
     }
 }
 
