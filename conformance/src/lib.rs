@@ -6,5 +6,6 @@ pub mod group_trace;
 pub mod interaction;
 pub mod isr_trace;
 pub mod launch;
+pub mod metadata_trace;
 pub mod node;
 pub mod sim;

@@ -6,6 +6,7 @@
 
 pub mod group;
 pub mod isr;
+pub mod metadata;
 pub mod multiraft;
 pub mod producer;
 pub mod raft;
