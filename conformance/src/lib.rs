@@ -2,6 +2,7 @@
 //! the trace interpreter, the deterministic simulator, and what real-process
 //! tests need to start a broker.
 
+pub mod assign_trace;
 pub mod group_trace;
 pub mod interaction;
 pub mod isr_trace;

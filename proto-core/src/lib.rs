@@ -4,6 +4,7 @@
 //! clock reads, no threads, no unseeded randomness. Drivers (`io-tokio`,
 //! `io-sync`) perform the actions; the conformance suite replays and simulates.
 
+pub mod assign;
 pub mod group;
 pub mod isr;
 pub mod metadata;
