@@ -207,28 +207,11 @@ fn name(s: &str) -> TopicName {
 
 /// A client-style batch of `n` records (base offset 0, as producers send).
 fn batch(n: usize, tag: &str) -> Bytes {
-    let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
-    let records: Vec<Record> = values
-        .iter()
-        .map(|v| Record {
-            timestamp_delta: 0,
-            key: None,
-            value: Some(v.as_bytes()),
-        })
-        .collect();
-    let spec = BatchSpec {
-        base_offset: 0,
-        partition_leader_epoch: -1,
-        attributes: 0,
-        base_timestamp: 1_700_000_000_000,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-    };
-    Bytes::from(encode_batch(&spec, &records))
+    idempotent_batch(n, tag, -1, -1, -1)
 }
 
-/// An idempotent producer's batch of `n` records from sequence `seq`.
+/// A batch of `n` records from producer `producer` at sequence `seq` (-1s:
+/// not idempotent).
 fn idempotent_batch(n: usize, tag: &str, producer: i64, epoch: i16, seq: i32) -> Bytes {
     let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
     let records: Vec<Record> = values

@@ -19,11 +19,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use proto_core::metadata::invalid_topic_name;
 use proto_core::multiraft::GroupId;
 use uuid::Uuid;
 
 use super::groups::OFFSETS_TOPIC;
-use super::topics::{invalid_name, Topic, TopicConfig};
+use super::topics::{Topic, TopicConfig};
 use super::Node;
 use crate::protocol::RequestHeader;
 use crate::store::TopicPartition;
@@ -95,7 +96,7 @@ impl Node {
     }
 
     fn check_new_topic(&self, name: &str, partitions: i32) -> Result<(), AdminError> {
-        if let Some(why) = invalid_name(name) {
+        if let Some(why) = invalid_topic_name(name) {
             return Err((ResponseError::InvalidTopicException, why));
         }
         if self.table.topics.contains_key(name) {

@@ -32,7 +32,7 @@ use crate::protocol::RequestHeader;
 use crate::store::TopicPartition;
 
 /// The internal topic holding every group's membership and offsets.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use proto_core::metadata::OFFSETS_TOPIC;
 
 /// FindCoordinator key types.
 const KEY_TYPE_GROUP: i8 = 0;

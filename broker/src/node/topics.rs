@@ -10,9 +10,6 @@ use std::collections::BTreeMap;
 
 use crate::store::LogSettings;
 
-/// Longest legal topic name (Kafka's limit).
-pub const MAX_TOPIC_NAME: usize = 249;
-
 /// The topic configs Chronik understands, with Kafka's names and defaults.
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct TopicConfig {
@@ -167,43 +164,9 @@ impl TopicTable {
     }
 }
 
-/// Why a topic name is illegal, if it is (Kafka's rules).
-pub fn invalid_name(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("the topic name is empty".to_string());
-    }
-    if name == "." || name == ".." {
-        return Some(format!("`{name}` is not a legal topic name"));
-    }
-    if name.len() > MAX_TOPIC_NAME {
-        return Some(format!(
-            "the topic name is {} characters, over the limit of {MAX_TOPIC_NAME}",
-            name.len()
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Some(format!(
-            "the topic name contains `{c}`; only ASCII letters, digits, '.', '_' and '-' are legal"
-        ));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_follow_kafkas_rules() {
-        assert!(invalid_name("orders.v1_x-2").is_none());
-        assert!(invalid_name("").is_some());
-        assert!(invalid_name("..").is_some());
-        assert!(invalid_name("a/b").is_some());
-        assert!(invalid_name(&"x".repeat(250)).is_some());
-    }
 
     #[test]
     fn configs_validate_and_reset() {
