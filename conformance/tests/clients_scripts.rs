@@ -1,9 +1,12 @@
 //! External clients against a real `chronik` process, once per I/O driver:
 //! `conformance/clients/python_clients.py` and `python_groups.py`
-//! (confluent-kafka, kafka-python) and `conformance/clients/kcat.sh` (kcat).
+//! (confluent-kafka, kafka-python), `conformance/clients/kcat.sh` (kcat) and
+//! `conformance/clients/kafkajs/clients.js` (kafkajs, pinned in its
+//! `package-lock.json`).
 //!
-//! The tools must be installed (`cargo xtask ci` installs them: Debian `kcat`;
-//! `pip install confluent-kafka kafka-python lz4 python-snappy zstandard`). If
+//! The tools must be installed (`cargo xtask ci` installs them: Debian `kcat`,
+//! `nodejs` and `npm`; `pip install confluent-kafka kafka-python lz4
+//! python-snappy zstandard`; `npm ci` in `conformance/clients/kafkajs`). If
 //! they are missing the tests fail, unless `CHRONIK_SKIP_EXTERNAL_CLIENTS=1`.
 
 mod clients;
@@ -37,8 +40,9 @@ fn tool_available(what: &str, cmd: &str, args: &[&str]) -> bool {
     }
     panic!(
         "{what} is not available (`{cmd} {}` failed). Run `cargo xtask ci`, which installs \
-         the external clients (apt: kcat python3-pip; pip: confluent-kafka kafka-python \
-         lz4 python-snappy zstandard), or set CHRONIK_SKIP_EXTERNAL_CLIENTS=1 to skip.",
+         the external clients (apt: kcat python3-pip nodejs npm; pip: confluent-kafka \
+         kafka-python lz4 python-snappy zstandard; npm ci in conformance/clients/kafkajs), \
+         or set CHRONIK_SKIP_EXTERNAL_CLIENTS=1 to skip.",
         args.join(" ")
     );
 }
@@ -109,4 +113,28 @@ fn kcat() {
     }
     let script = scripts_dir().join("kcat.sh");
     run_per_driver("kcat.sh", "bash", &[script.to_str().unwrap()]);
+}
+
+#[test]
+fn kafkajs() {
+    let project = scripts_dir().join("kafkajs");
+    let dir = project.to_str().unwrap();
+    // `npm ls` fails unless node_modules holds exactly what package-lock.json pins.
+    if !tool_available("node", "node", &["--version"])
+        || !tool_available(
+            "kafkajs (npm ci in conformance/clients/kafkajs)",
+            "npm",
+            &["ls", "--prefix", dir],
+        )
+    {
+        return;
+    }
+    let script = project.join("clients.js");
+    run_per_driver_with(
+        "kafkajs/clients.js",
+        // The script's groups form at once instead of after 3 s.
+        &["--group-initial-rebalance-delay-ms", "0"],
+        "node",
+        &[script.to_str().unwrap()],
+    );
 }

@@ -15,13 +15,16 @@ use anyhow::{bail, Context};
 /// Debian packages the steps need, as (a command that proves the package is
 /// installed, the package): kcat for the command-line client tests, make and
 /// perl to build librdkafka (the `rdkafka` crate compiles it from source),
-/// python3 and pip for the Python client tests.
+/// python3 and pip for the Python client tests, Node.js and npm for the kafkajs
+/// test (kafkajs 2.2 needs Node.js 14 or later; Debian 12 ships 18).
 const APT_PACKAGES: &[(&str, &str)] = &[
     ("kcat", "kcat"),
     ("make", "make"),
     ("perl", "perl"),
     ("python3", "python3"),
     ("pip3", "python3-pip"),
+    ("node", "nodejs"),
+    ("npm", "npm"),
 ];
 
 /// Python packages the client tests import, as (module, PyPI package).
@@ -33,6 +36,10 @@ const PIP_PACKAGES: &[(&str, &str)] = &[
     ("snappy", "python-snappy"),
     ("zstandard", "zstandard"),
 ];
+
+/// npm projects the client tests run, as directories under the workspace root
+/// whose `package-lock.json` pins the client (kafkajs for `clients_scripts.rs`).
+const NPM_PROJECTS: &[&str] = &["conformance/clients/kafkajs"];
 
 /// Rust toolchain components the steps run, as (cargo subcommand, rustup component).
 const RUST_COMPONENTS: &[(&str, &str)] = &[("fmt", "rustfmt"), ("clippy", "clippy")];
@@ -60,7 +67,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("`cargo xtask ci` takes no arguments, got {args:?}");
     }
     let root = workspace_root();
-    install_missing()?;
+    install_missing(&root)?;
 
     let steps = [
         Step {
@@ -166,7 +173,7 @@ fn print_summary(outcomes: &[Outcome]) {
 }
 
 /// Installs every missing tool the steps need.
-fn install_missing() -> anyhow::Result<()> {
+fn install_missing(root: &Path) -> anyhow::Result<()> {
     for (subcommand, component) in RUST_COMPONENTS {
         ensure_rust_component(subcommand, component)?;
     }
@@ -176,6 +183,45 @@ fn install_missing() -> anyhow::Result<()> {
     }
     for (module, package) in PIP_PACKAGES {
         ensure_python_module(module, package)?;
+    }
+    for project in NPM_PROJECTS {
+        ensure_npm_project(&root.join(project))?;
+    }
+    Ok(())
+}
+
+/// Runs `npm ci` in `dir` unless its `node_modules` already holds what its
+/// `package-lock.json` pins (`npm ls` says so without touching the network).
+fn ensure_npm_project(dir: &Path) -> anyhow::Result<()> {
+    let npm = |args: &[&str]| {
+        Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .with_context(|| format!("could not run npm in {}", dir.display()))
+    };
+    if npm(&["ls"])?.status.success() {
+        return Ok(());
+    }
+    println!(
+        "==> npm ci in {} (node_modules is missing or stale)",
+        dir.display()
+    );
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefer-offline"])
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("could not run npm ci in {}", dir.display()))?;
+    if !status.success() {
+        bail!("npm ci in {} failed ({status})", dir.display());
+    }
+    let ls = npm(&["ls"])?;
+    if !ls.status.success() {
+        bail!(
+            "npm ci in {} succeeded but `npm ls` still fails:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&ls.stderr)
+        );
     }
     Ok(())
 }
