@@ -15,44 +15,11 @@ Needs: pip install confluent-kafka kafka-python lz4 python-snappy zstandard
 
 import sys
 import time
-import traceback
-import uuid
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from chronik_test_util import DEADLINE_S, check, expect, kp_read_partition, main, unique, wait_for  # noqa: E402
 
 N = 1000
-DEADLINE_S = 60
-
-RESULTS = []
-
-
-def check(name, known_gap=None):
-    """Runs a check; `known_gap` (a reason) marks one expected to fail until
-    the broker grows a feature: its failure is reported as XFAIL and does not
-    fail the run, and its success (XPASS) does, so the mark gets removed."""
-
-    def wrap(fn):
-        def run(*args):
-            start = time.monotonic()
-            try:
-                fn(*args)
-            except Exception as e:  # noqa: BLE001 - report everything
-                if known_gap:
-                    RESULTS.append((name, True))
-                    print(f"XFAIL {name} (known gap: {known_gap}): {type(e).__name__}: {e}", flush=True)
-                    return
-                RESULTS.append((name, False))
-                print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-                traceback.print_exc()
-            else:
-                if known_gap:
-                    RESULTS.append((name, False))
-                    print(f"XPASS {name}: passes now; remove its known_gap mark", flush=True)
-                    return
-                RESULTS.append((name, True))
-                print(f"PASS {name} ({time.monotonic() - start:.1f}s)", flush=True)
-
-        return run
-
-    return wrap
 
 
 def records(tag):
@@ -65,26 +32,6 @@ def records(tag):
         headers = [] if i % 4 == 0 else [("index", str(i).encode()), ("tag", tag.encode())]
         out.append((key, value, headers))
     return out
-
-
-def unique(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def wait_for(what, fn, timeout=DEADLINE_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def compare(ctx, want, got):
@@ -231,32 +178,10 @@ def ck_admin(boot):
 
 
 def kp_consume(boot, topic, n):
-    from kafka import KafkaConsumer, TopicPartition
-
-    c = KafkaConsumer(
-        bootstrap_servers=boot,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    tp = TopicPartition(topic, 0)
-    c.assign([tp])
-    c.seek_to_beginning(tp)
-    got = []
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while len(got) < n:
-            for recs in c.poll(timeout_ms=200).values():
-                for r in recs:
-                    got.append((r.offset, r.key, r.value, [(k, v) for k, v in (r.headers or [])]))
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: consumed {len(got)} of {n} in {DEADLINE_S}s")
-        # Nothing beyond what was produced.
-        end = c.end_offsets([tp])[tp]
-        expect(end == n, f"{topic}: end offset {end}, produced {n}")
-    finally:
-        c.close()
-    return got
+    recs, end = kp_read_partition(boot, topic, n)
+    # Nothing beyond what was produced.
+    expect(end == n, f"{topic}: end offset {end}, produced {n}")
+    return [(r.offset, r.key, r.value, [(k, v) for k, v in (r.headers or [])]) for r in recs]
 
 
 def kp_round_trip(boot, codec, idempotence):
@@ -319,19 +244,7 @@ def kp_admin(boot):
         a.close()
 
 
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        sys.exit(2)
-    boot = sys.argv[1]
-    import confluent_kafka
-    import kafka
-
-    print(
-        f"confluent-kafka {confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]}), "
-        f"kafka-python {kafka.__version__}, broker {boot}",
-        flush=True,
-    )
+def run_checks(boot):
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
         check(f"confluent-kafka round trip {codec}")(ck_round_trip)(boot, codec)
     check("confluent-kafka admin")(ck_admin)(boot)
@@ -341,12 +254,6 @@ def main():
     check("kafka-python round trip with default settings (idempotence)")(kp_round_trip)(boot, None, None)
     check("kafka-python admin")(kp_admin)(boot)
 
-    failed = [n for n, ok in RESULTS if not ok]
-    print(f"{len(RESULTS) - len(failed)} passed, {len(failed)} failed", flush=True)
-    if failed:
-        print("FAILED: " + "; ".join(failed), flush=True)
-        sys.exit(1)
-
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, run_checks)

@@ -22,56 +22,16 @@ Needs: pip install confluent-kafka kafka-python
 import sys
 import threading
 import time
-import traceback
-import uuid
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from chronik_test_util import DEADLINE_S, check, expect, kp_read_partition, main, unique, wait_for  # noqa: E402
 
 PARTITIONS = 4
 N = 400
-DEADLINE_S = 60
 
-RESULTS = []
 # Groups the admin check describes, filled in by the group checks:
 # group id -> (topic, committed offsets per partition).
 GROUPS = {}
-
-
-def check(name):
-    def wrap(fn):
-        def run(*args):
-            start = time.monotonic()
-            try:
-                fn(*args)
-            except Exception as e:  # noqa: BLE001 - report everything
-                RESULTS.append((name, False))
-                print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-                traceback.print_exc()
-            else:
-                RESULTS.append((name, True))
-                print(f"PASS {name} ({time.monotonic() - start:.1f}s)", flush=True)
-
-        return run
-
-    return wrap
-
-
-def unique(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def wait_for(what, fn, timeout=DEADLINE_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Members:
@@ -279,7 +239,7 @@ def kp_group(boot):
 
 
 def kp_idempotent(boot):
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import KafkaProducer
 
     topic = unique("py-kp-idem")
     p = KafkaProducer(bootstrap_servers=boot, acks="all", enable_idempotence=True, linger_ms=5)
@@ -291,21 +251,9 @@ def kp_idempotent(boot):
         p.close(timeout=10)
     expect(offsets == list(range(N)), f"{topic}: acknowledged offsets are not 0..{N - 1} in order")
 
-    c = KafkaConsumer(bootstrap_servers=boot, group_id=None, enable_auto_commit=False)
-    tp = TopicPartition(topic, 0)
-    c.assign([tp])
-    c.seek_to_beginning(tp)
-    got = []
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while len(got) < N:
-            for recs in c.poll(timeout_ms=200).values():
-                got.extend((r.offset, r.value) for r in recs)
-            expect(time.monotonic() < deadline, f"{topic}: consumed {len(got)} of {N}")
-        end = c.end_offsets([tp])[tp]
-    finally:
-        c.close()
+    recs, end = kp_read_partition(boot, topic, N)
     expect(end == N, f"{topic}: end offset {end}, produced {N}")
+    got = [(r.offset, r.value) for r in recs]
     expect(got == [(i, f"{topic}-{i}".encode()) for i in range(N)], f"{topic}: records read back differ")
 
 
@@ -348,30 +296,12 @@ def kp_admin(boot):
         a.close()
 
 
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        sys.exit(2)
-    boot = sys.argv[1]
-    import confluent_kafka
-    import kafka
-
-    print(
-        f"confluent-kafka {confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]}), "
-        f"kafka-python {kafka.__version__}, broker {boot}",
-        flush=True,
-    )
+def run_checks(boot):
     check("confluent-kafka consumer group of two, committed offsets")(ck_group)(boot)
     check("kafka-python consumer group of two, committed offsets")(kp_group)(boot)
     check("kafka-python idempotent producer")(kp_idempotent)(boot)
     check("kafka-python admin: list, describe, offsets, delete groups")(kp_admin)(boot)
 
-    failed = [n for n, ok in RESULTS if not ok]
-    print(f"{len(RESULTS) - len(failed)} passed, {len(failed)} failed", flush=True)
-    if failed:
-        print("FAILED: " + "; ".join(failed), flush=True)
-        sys.exit(1)
-
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, run_checks)

@@ -1,7 +1,6 @@
 //! ISR traces: scripted events against one
 //! [`IsrTracker`](proto_core::isr::IsrTracker), rendered as one stable
-//! transcript per trace, in the stanza form of [`crate::interaction`] (whose
-//! parser they share).
+//! transcript per trace in the [`crate::datadriven`] form.
 //!
 //! The tracker runs on the node the first `leader` names. Time is whatever
 //! `at=` says; positions are Raft indexes. Lists are `1,2,3` (or `(1,2,3)`,
@@ -32,7 +31,7 @@ use proto_core::isr::{
 };
 use proto_core::raft::{LogIndex, NodeId};
 
-use crate::interaction::{parse, Command, CommandError};
+use crate::datadriven::{run_transcript, Command, CommandError};
 
 /// Runs an ISR trace and returns its transcript.
 pub fn run(text: &str) -> Result<String, CommandError> {
@@ -44,26 +43,10 @@ pub fn run(text: &str) -> Result<String, CommandError> {
         tracker: None,
         out: String::new(),
     };
-    let mut transcript = String::new();
-    for (i, stanza) in parse(text)?.iter().enumerate() {
-        if i > 0 {
-            transcript.push('\n');
-        }
-        for c in &stanza.comments {
-            transcript.push_str(c);
-            transcript.push('\n');
-        }
-        for (j, cmd) in stanza.commands.iter().enumerate() {
-            if j > 0 {
-                transcript.push('\n');
-            }
-            env.run(cmd)?;
-            transcript.push_str(&cmd.text);
-            transcript.push_str("\n----\n");
-            transcript.push_str(&std::mem::take(&mut env.out));
-        }
-    }
-    Ok(transcript)
+    run_transcript(text, |cmd| {
+        env.run(cmd)?;
+        Ok(std::mem::take(&mut env.out))
+    })
 }
 
 struct Env {
@@ -102,20 +85,20 @@ impl Env {
             }
             "tick" => {
                 cmd.only_args(&["at"])?;
-                let now_ms = required(cmd, "at")?;
+                let now_ms = cmd.required_num("at")?;
                 self.step(cmd, Event::Tick { now_ms })
             }
             "append" => {
                 cmd.only_args(&["end", "at"])?;
-                let log_end = LogIndex(required(cmd, "end")?);
-                let now_ms = required(cmd, "at")?;
+                let log_end = LogIndex(cmd.required_num("end")?);
+                let now_ms = cmd.required_num("at")?;
                 self.step(cmd, Event::LeaderLogEnd { log_end, now_ms })
             }
             "progress" => {
                 cmd.only_args(&["match", "at"])?;
                 let replica = cmd.pos_id(0)?;
-                let match_index = LogIndex(required(cmd, "match")?);
-                let now_ms = required(cmd, "at")?;
+                let match_index = LogIndex(cmd.required_num("match")?);
+                let now_ms = cmd.required_num("at")?;
                 let e = Event::FollowerProgress {
                     replica,
                     match_index,
@@ -126,8 +109,8 @@ impl Env {
             "committed" => self.committed(cmd),
             "rejected" => {
                 cmd.only_args(&["proposal"])?;
-                let proposal = match cmd.arg("proposal") {
-                    Some(_) => ProposalId(required(cmd, "proposal")?),
+                let proposal = match cmd.opt_num("proposal")? {
+                    Some(p) => ProposalId(p),
                     None => self
                         .tracker(cmd)?
                         .pending()
@@ -158,8 +141,8 @@ impl Env {
             }
             "acks" => {
                 cmd.only_args(&["last", "min"])?;
-                let last = LogIndex(required(cmd, "last")?);
-                let min = required(cmd, "min")? as usize;
+                let last = LogIndex(cmd.required_num("last")?);
+                let min = cmd.required_num("min")? as usize;
                 let answer = match self.tracker(cmd)?.acks_all(last, min) {
                     AcksAll::Wait => "wait",
                     AcksAll::Ack => "ack",
@@ -175,8 +158,8 @@ impl Env {
     fn leader(&mut self, cmd: &Command) -> Result<(), CommandError> {
         cmd.only_args(&["replicas", "isr", "epoch", "end", "at"])?;
         let id = cmd.pos_id(0)?;
-        let replicas = list(cmd, required_arg(cmd, "replicas")?)?;
-        let initial_isr = list(cmd, required_arg(cmd, "isr")?)?;
+        let replicas = list(cmd, cmd.required("replicas")?)?;
+        let initial_isr = list(cmd, cmd.required("isr")?)?;
         let e = Event::BecameLeader {
             replicas,
             initial_isr,
@@ -318,16 +301,6 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-fn required(cmd: &Command, key: &str) -> Result<u64, CommandError> {
-    required_arg(cmd, key)?;
-    cmd.num(key, 0)
-}
-
-fn required_arg<'a>(cmd: &'a Command, key: &str) -> Result<&'a str, CommandError> {
-    cmd.arg(key)
-        .ok_or_else(|| cmd.error(format!("missing {key}=")))
-}
-
 /// `1,2,3`, `(1,2,3)` or `-` (none) as node ids.
 fn list(cmd: &Command, v: &str) -> Result<BTreeSet<NodeId>, CommandError> {
     let inner = v.trim_start_matches('(').trim_end_matches(')');
@@ -337,11 +310,6 @@ fn list(cmd: &Command, v: &str) -> Result<BTreeSet<NodeId>, CommandError> {
     inner
         .split(',')
         .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse()
-                .map(NodeId)
-                .map_err(|_| cmd.error(format!("{s} is not a node id")))
-        })
+        .map(|s| cmd.parse(s.trim(), "a node id").map(NodeId))
         .collect()
 }

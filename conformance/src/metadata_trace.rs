@@ -1,7 +1,6 @@
 //! Cluster-metadata traces: scripted brokers and admin clients against one
 //! [`Controller`](proto_core::metadata::Controller), rendered as one stable
-//! transcript per trace in the stanza form of [`crate::interaction`] (whose
-//! parser they share).
+//! transcript per trace in the [`crate::datadriven`] form.
 //!
 //! The environment plays the metadata Raft group: a proposal waits in the
 //! log (encoded, as a Raft entry would hold it) until `commit`, which decodes
@@ -47,7 +46,7 @@ use proto_core::metadata::{
     TopicConfigDefaults, TopicId, TopicRef, RESOURCE_BROKER, RESOURCE_TOPIC,
 };
 
-use crate::interaction::{parse, Command, CommandError};
+use crate::datadriven::{run_transcript, Command, CommandError};
 
 /// The test placement: partition `first + i` gets the usable brokers from
 /// index `(first + i) % n` on, in id order.
@@ -77,27 +76,11 @@ pub fn controller(cfg: &ControllerConfig, image: MetadataImage) -> Controller {
 /// Runs a metadata trace and returns its transcript.
 pub fn run(text: &str) -> Result<String, CommandError> {
     let mut env = Env::new(ControllerConfig::default());
-    let mut transcript = String::new();
-    for (i, stanza) in parse(text)?.iter().enumerate() {
-        if i > 0 {
-            transcript.push('\n');
-        }
-        for c in &stanza.comments {
-            transcript.push_str(c);
-            transcript.push('\n');
-        }
-        for (j, cmd) in stanza.commands.iter().enumerate() {
-            if j > 0 {
-                transcript.push('\n');
-            }
-            env.run(cmd)?;
-            env.check();
-            transcript.push_str(&cmd.text);
-            transcript.push_str("\n----\n");
-            transcript.push_str(&std::mem::take(&mut env.out));
-        }
-    }
-    Ok(transcript)
+    run_transcript(text, |cmd| {
+        env.run(cmd)?;
+        env.check();
+        Ok(std::mem::take(&mut env.out))
+    })
 }
 
 /// The metadata group, its follower and the brokers' processes.
@@ -197,7 +180,7 @@ impl Env {
             "heartbeat" => {
                 cmd.only_args(&["incarnation", "offset", "want-fence"])?;
                 for p in &cmd.pos {
-                    let id: i32 = p.parse().map_err(|_| cmd.error(format!("broker id {p}")))?;
+                    let id: i32 = cmd.parse(p, "a broker id")?;
                     let own = *self.incarnations.get(&id).unwrap_or(&1) as u64;
                     self.step(ControllerEvent::BrokerHeartbeat {
                         broker_id: BrokerId(id),
@@ -251,7 +234,7 @@ impl Env {
                             .ok_or_else(|| cmd.error(format!("{p}: want NAME:COUNT")))?;
                         Ok(PartitionsIncrease {
                             name: name.to_string(),
-                            count: number(cmd, count)? as i32,
+                            count: cmd.parse::<i64>(count, "a number")? as i32,
                             assignments: assignments.clone(),
                         })
                     })
@@ -797,16 +780,11 @@ fn items(v: &str) -> Vec<String> {
         .collect()
 }
 
-fn number(cmd: &Command, v: &str) -> Result<i64, CommandError> {
-    v.parse()
-        .map_err(|_| cmd.error(format!("{v} is not a number")))
-}
-
 /// `(1,2,3)` as numbers.
 fn list(cmd: &Command, v: &str) -> Result<Vec<i32>, CommandError> {
     items(v)
         .iter()
-        .map(|s| number(cmd, s).map(|n| n as i32))
+        .map(|s| cmd.parse::<i64>(s, "a number").map(|n| n as i32))
         .collect()
 }
 

@@ -5,19 +5,12 @@
 //! `INSTA_UPDATE=always cargo test -p conformance --test assign_traces` and
 //! read the diff before committing it.
 
-#[test]
-fn traces() {
-    insta::glob!("../traces/assign", "*.trace", |path| {
-        let text = std::fs::read_to_string(path).expect("trace file is readable");
-        let transcript = match conformance::assign_trace::run(&text) {
-            Ok(t) => t,
-            Err(e) => panic!("{}: {e}", path.display()),
-        };
-        assert!(
-            !transcript.contains("!!"),
-            "{}: a rule broke:\n{transcript}",
-            path.display()
-        );
-        insta::assert_snapshot!(transcript);
-    });
-}
+mod trace_runner;
+
+use trace_runner::{trace_snapshots, Impossible};
+
+trace_snapshots!(
+    "../traces/assign",
+    conformance::assign_trace::run,
+    Impossible::Fail("a rule broke")
+);

@@ -4,13 +4,12 @@
 //! regenerate with `INSTA_UPDATE=always cargo test -p conformance --test
 //! isr_traces` and read the diff before committing it.
 
-#[test]
-fn traces() {
-    insta::glob!("../traces/isr", "*.trace", |path| {
-        let text = std::fs::read_to_string(path).expect("trace file is readable");
-        match conformance::isr_trace::run(&text) {
-            Ok(transcript) => insta::assert_snapshot!(transcript),
-            Err(e) => panic!("{}: {e}", path.display()),
-        }
-    });
-}
+mod trace_runner;
+
+use trace_runner::{trace_snapshots, Impossible};
+
+trace_snapshots!(
+    "../traces/isr",
+    conformance::isr_trace::run,
+    Impossible::InSnapshot
+);

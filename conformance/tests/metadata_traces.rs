@@ -5,19 +5,12 @@
 //! `INSTA_UPDATE=always cargo test -p conformance --test metadata_traces` and
 //! read the diff before committing it.
 
-#[test]
-fn traces() {
-    insta::glob!("../traces/metadata", "*.trace", |path| {
-        let text = std::fs::read_to_string(path).expect("trace file is readable");
-        let transcript = match conformance::metadata_trace::run(&text) {
-            Ok(t) => t,
-            Err(e) => panic!("{}: {e}", path.display()),
-        };
-        assert!(
-            !transcript.contains("!!"),
-            "{}: the environment saw something impossible:\n{transcript}",
-            path.display()
-        );
-        insta::assert_snapshot!(transcript);
-    });
-}
+mod trace_runner;
+
+use trace_runner::{trace_snapshots, Impossible};
+
+trace_snapshots!(
+    "../traces/metadata",
+    conformance::metadata_trace::run,
+    Impossible::Fail("the environment saw something impossible")
+);

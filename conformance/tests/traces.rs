@@ -4,14 +4,12 @@
 //! `INSTA_UPDATE=always cargo test -p conformance --test traces` (or
 //! `cargo insta review`) and read the diff before committing it.
 
-#[test]
-fn traces() {
-    insta::glob!("../traces", "*.trace", |path| {
-        let text = std::fs::read_to_string(path).expect("trace file is readable");
-        let transcript = match conformance::interaction::run(&text) {
-            Ok(t) => t,
-            Err(e) => panic!("{}: {e}", path.display()),
-        };
-        insta::assert_snapshot!(transcript);
-    });
-}
+mod trace_runner;
+
+use trace_runner::{trace_snapshots, Impossible};
+
+trace_snapshots!(
+    "../traces",
+    conformance::interaction::run,
+    Impossible::InSnapshot
+);

@@ -10,7 +10,7 @@ use proto_core::assign::{
 use proto_core::metadata::BrokerId;
 
 use super::{check, render};
-use crate::interaction::{Command, CommandError};
+use crate::datadriven::{Command, CommandError};
 
 /// The cluster as the metadata group would hold it.
 #[derive(Clone, Debug, Default)]
@@ -215,10 +215,5 @@ fn broker(cmd: &Command, i: usize) -> Result<BrokerId, CommandError> {
 
 /// `key=N` as an i32 (negative allowed, so refusals can be traced).
 fn int(cmd: &Command, key: &str, default: i32) -> Result<i32, CommandError> {
-    match cmd.arg(key) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| cmd.error(format!("{key}={v} is not a number"))),
-    }
+    Ok(cmd.value(key, "a number")?.unwrap_or(default))
 }

@@ -1,7 +1,6 @@
 //! Partition-assignment traces: a cluster's brokers come and go, topics are
 //! created, and the assigner's answers are rendered as one stable
-//! transcript per trace, in the stanza form of [`crate::interaction`]
-//! (whose parser they share).
+//! transcript per trace in the [`crate::datadriven`] form.
 //!
 //! The environment holds the live brokers, every partition's replica list
 //! and its current leader. A new partition's first leader is its preferred
@@ -36,29 +35,13 @@ mod render;
 
 pub use env::Env;
 
-use crate::interaction::{parse, CommandError};
+use crate::datadriven::{run_transcript, CommandError};
 
 /// Runs an assignment trace and returns its transcript.
 pub fn run(text: &str) -> Result<String, CommandError> {
     let mut env = Env::default();
-    let mut transcript = String::new();
-    for (i, stanza) in parse(text)?.iter().enumerate() {
-        if i > 0 {
-            transcript.push('\n');
-        }
-        for c in &stanza.comments {
-            transcript.push_str(c);
-            transcript.push('\n');
-        }
-        for (j, cmd) in stanza.commands.iter().enumerate() {
-            if j > 0 {
-                transcript.push('\n');
-            }
-            env.run(cmd)?;
-            transcript.push_str(&cmd.text);
-            transcript.push_str("\n----\n");
-            transcript.push_str(&std::mem::take(&mut env.out));
-        }
-    }
-    Ok(transcript)
+    run_transcript(text, |cmd| {
+        env.run(cmd)?;
+        Ok(std::mem::take(&mut env.out))
+    })
 }

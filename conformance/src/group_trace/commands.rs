@@ -11,7 +11,7 @@ use proto_core::group::{
 
 use super::env::{Client, Env};
 use super::render;
-use crate::interaction::{Command, CommandError};
+use crate::datadriven::{Command, CommandError};
 
 /// A consumer-protocol subscription (version 0) to `topics`, no user data.
 pub fn subscription(topics: &[&str]) -> Bytes {
@@ -83,10 +83,7 @@ pub fn run(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
             // Only a failure can overtake: successes follow the log.
             let known: &[&str] = if ok { &["n"] } else { &["n", "token"] };
             cmd.only_args(known)?;
-            if let Some(token) = cmd.arg("token") {
-                let token = token
-                    .parse()
-                    .map_err(|_| cmd.error(format!("token={token} is not a token")))?;
+            if let Some(token) = cmd.value("token", "a token")? {
                 if !env.fail(token) {
                     return Err(cmd.error(format!("no write {token} is pending")));
                 }
@@ -197,12 +194,7 @@ fn member_arg(env: &Env, cmd: &Command, default: &str) -> String {
 }
 
 fn generation_arg(cmd: &Command, default: i32) -> Result<i32, CommandError> {
-    match cmd.arg("gen") {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| cmd.error(format!("gen={v} is not a generation"))),
-    }
+    Ok(cmd.value("gen", "a generation")?.unwrap_or(default))
 }
 
 fn instance_arg(cmd: &Command, default: Option<String>) -> Option<String> {
@@ -355,10 +347,7 @@ fn leave(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
 
 fn commit(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
     let known = ["group", "gen", "member", "metadata", "epoch", "instance"];
-    let epoch = match cmd.arg("epoch") {
-        None => -1,
-        Some(_) => cmd.num("epoch", 0)? as i32,
-    };
+    let epoch = cmd.opt_num("epoch")?.map_or(-1, |e| e as i32);
     let mut topics: Vec<CommitTopic> = Vec::new();
     for (k, v) in &cmd.args {
         if known.contains(&k.as_str()) {

@@ -1,7 +1,6 @@
 //! Group-coordinator traces: scripted clients against one
 //! [`Coordinator`](proto_core::group::Coordinator), rendered as one stable
-//! transcript per trace, in the same stanza form as [`crate::interaction`]
-//! (whose parser they share).
+//! transcript per trace in the [`crate::datadriven`] form.
 //!
 //! Nothing happens behind the trace's back: writes wait until `persist` or
 //! `fail-persist` completes them, and time moves only with `tick`. A client
@@ -46,29 +45,13 @@ mod render;
 pub use commands::subscription;
 pub use env::{Client, Env};
 
-use crate::interaction::{parse, CommandError};
+use crate::datadriven::{run_transcript, CommandError};
 
 /// Runs a group trace and returns its transcript.
 pub fn run(text: &str) -> Result<String, CommandError> {
     let mut env = Env::new(Env::default_config());
-    let mut transcript = String::new();
-    for (i, stanza) in parse(text)?.iter().enumerate() {
-        if i > 0 {
-            transcript.push('\n');
-        }
-        for c in &stanza.comments {
-            transcript.push_str(c);
-            transcript.push('\n');
-        }
-        for (j, cmd) in stanza.commands.iter().enumerate() {
-            if j > 0 {
-                transcript.push('\n');
-            }
-            commands::run(&mut env, cmd)?;
-            transcript.push_str(&cmd.text);
-            transcript.push_str("\n----\n");
-            transcript.push_str(&std::mem::take(&mut env.out));
-        }
-    }
-    Ok(transcript)
+    run_transcript(text, |cmd| {
+        commands::run(&mut env, cmd)?;
+        Ok(std::mem::take(&mut env.out))
+    })
 }

@@ -10,8 +10,8 @@ use proto_core::raft::{
 };
 
 use super::env::Env;
-use super::parse::Command;
-use super::{render, CommandError};
+use super::render;
+use crate::datadriven::{Command, CommandError};
 use crate::node::{Disk, Node};
 
 /// Runs one command against the environment, writing its output to `env.out`.
@@ -149,10 +149,7 @@ fn add_nodes(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
         cfg.max_msg_bytes = cmd.num("max-msg-bytes", cfg.max_msg_bytes as u64)? as usize;
         cfg.snapshot_chunk_bytes = cmd.num("chunk", cfg.snapshot_chunk_bytes as u64)? as usize;
         cfg.learner_catchup_lag = cmd.num("catchup-lag", cfg.learner_catchup_lag)?;
-        if let Some(drift) = cmd.arg("lease-drift") {
-            let drift = drift
-                .parse()
-                .map_err(|_| cmd.error("lease-drift wants a number"))?;
+        if let Some(drift) = cmd.value("lease-drift", "a number")? {
             cfg.read_mode = ReadMode::Lease {
                 max_clock_drift_ticks: drift,
             };
@@ -258,7 +255,7 @@ fn persist(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
     cmd.only_args(&["n"])?;
     let id = cmd.pos_id(0)?;
     env.check_node(cmd.line, id)?;
-    let n = cmd.arg("n").map(|_| cmd.num("n", 0)).transpose()?;
+    let n = cmd.opt_num("n")?;
     if !env.persist(id, n.map(|n| n as usize), 0) {
         env.line(0, "nothing to persist");
     }
@@ -273,8 +270,8 @@ fn kind(m: &proto_core::raft::Message) -> String {
 
 fn deliver(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
     cmd.only_args(&["from", "to", "type", "drop", "n"])?;
-    let from = cmd.arg("from").map(|_| cmd.num("from", 0)).transpose()?;
-    let to = cmd.arg("to").map(|_| cmd.num("to", 0)).transpose()?;
+    let from = cmd.opt_num("from")?;
+    let to = cmd.opt_num("to")?;
     let ty = cmd.arg("type").map(str::to_string);
     let drop = cmd.flag("drop", false)?;
     let mut n = cmd.num("n", u64::MAX)?;
@@ -349,11 +346,7 @@ fn restore(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
     let last_term = terms.last().copied().unwrap_or(0);
     let hard_state = HardState {
         term: Term(cmd.num("term", last_term)?),
-        vote: cmd
-            .arg("vote")
-            .map(|_| cmd.num("vote", 0))
-            .transpose()?
-            .map(NodeId),
+        vote: cmd.opt_num("vote")?.map(NodeId),
         commit: LogIndex(cmd.num("commit", 0)?),
     };
     let Some(node) = env.nodes.get_mut(&id) else {
@@ -374,19 +367,8 @@ fn restore(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
 }
 
 fn terms_list(cmd: &Command) -> Result<Vec<u64>, CommandError> {
-    let v = cmd.arg("log").unwrap_or("()");
-    let inner = v
-        .strip_prefix('(')
-        .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| cmd.error("log= wants a list of terms like (1,1,2)"))?;
-    inner
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .map_err(|_| cmd.error(format!("{s} is not a term")))
-        })
-        .collect()
+    let terms = cmd.list("log")?.unwrap_or_default();
+    terms.into_iter().map(|s| cmd.parse(s, "a term")).collect()
 }
 
 fn compact(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
@@ -413,10 +395,7 @@ fn partition(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
             groups.push(BTreeSet::new());
             continue;
         }
-        let id = NodeId(
-            p.parse()
-                .map_err(|_| cmd.error(format!("{p} is not a node id")))?,
-        );
+        let id = NodeId(cmd.parse(p, "a node id")?);
         env.check_node(cmd.line, id)?;
         if let Some(g) = groups.last_mut() {
             g.insert(id);

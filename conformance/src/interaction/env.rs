@@ -8,11 +8,10 @@
 //! wait there until a command delivers or persists them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt::Write as _;
 
 use proto_core::raft::{Action, Event, LogId, LogIndex, Message, NodeId, Refused, Role, Term};
 
-use super::CommandError;
+use crate::datadriven::CommandError;
 use crate::node::Node;
 
 /// Stabilize gives up after this many rounds: a livelock is a finding, not a hang.
@@ -277,13 +276,13 @@ impl Env {
         }
     }
 
-    /// Writes the transcript of a finished command into `out`.
-    pub fn take_output(&mut self, out: &mut String) {
+    /// The transcript of a finished command: what it printed, or `ok`.
+    pub fn take_output(&mut self) -> String {
         let text = std::mem::take(&mut self.out);
         if text.is_empty() {
-            out.push_str("ok\n");
+            "ok\n".to_string()
         } else {
-            let _ = write!(out, "{text}");
+            text
         }
     }
 }

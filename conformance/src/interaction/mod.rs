@@ -1,10 +1,9 @@
 //! etcd-style interaction traces: scripted scenarios against a small in-memory
 //! cluster, rendered as one stable transcript per trace.
 //!
-//! A trace file is a list of stanzas separated by blank lines; each stanza is
-//! `#` comments followed by one or more command lines. [`run`] executes the
-//! commands in order and renders every command with its output like etcd's
-//! datadriven files (`command`, `----`, output, blank line). The tests compare
+//! A trace file is in the [`crate::datadriven`] form: stanzas of `#` comments
+//! and commands. [`run`] executes the commands in order and renders every
+//! command with its output (`ok` when it printed nothing). The tests compare
 //! the transcript with an insta snapshot, so trace files hold no expected output.
 //!
 //! Nothing happens behind the trace's back: messages wait in one network queue
@@ -48,55 +47,19 @@
 
 mod commands;
 mod env;
-mod parse;
 mod render;
 
 pub use env::Env;
-pub use parse::{parse, Command, Stanza};
 
-/// A trace that cannot run: a malformed or unknown command. (A Raft refusal is
-/// not an error; it is printed as `error: <reason>`.)
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {msg}")]
-pub struct CommandError {
-    /// 1-based line in the trace file.
-    pub line: usize,
-    /// What is wrong.
-    pub msg: String,
-}
+use crate::datadriven::{run_transcript, CommandError};
 
-impl CommandError {
-    /// An error at `line`.
-    pub fn new(line: usize, msg: impl Into<String>) -> CommandError {
-        CommandError {
-            line,
-            msg: msg.into(),
-        }
-    }
-}
-
-/// Runs a trace file and returns its transcript.
+/// Runs a trace file and returns its transcript. A Raft refusal is not an
+/// error; it is printed as `error: <reason>`.
 pub fn run(text: &str) -> Result<String, CommandError> {
     let mut env = Env::new();
-    let mut transcript = String::new();
-    for (i, stanza) in parse(text)?.iter().enumerate() {
-        if i > 0 {
-            transcript.push('\n');
-        }
-        for c in &stanza.comments {
-            transcript.push_str(c);
-            transcript.push('\n');
-        }
-        for (j, cmd) in stanza.commands.iter().enumerate() {
-            if j > 0 {
-                transcript.push('\n');
-            }
-            commands::run(&mut env, cmd)?;
-            env.check_invariants();
-            transcript.push_str(&cmd.text);
-            transcript.push_str("\n----\n");
-            env.take_output(&mut transcript);
-        }
-    }
-    Ok(transcript)
+    run_transcript(text, |cmd| {
+        commands::run(&mut env, cmd)?;
+        env.check_invariants();
+        Ok(env.take_output())
+    })
 }

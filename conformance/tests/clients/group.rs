@@ -14,7 +14,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,7 +27,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::clients::broker::{wait_for, Broker};
-use crate::rd::{admin, admin_opts, block_on, topics, watermarks, Msg, OP_TIMEOUT};
+use crate::rd::{admin, admin_opts, admin_request, block_on, topics, watermarks, Msg, OP_TIMEOUT};
 use rdkafka::admin::{NewTopic, TopicReplication};
 
 /// How long a member may take to close (a LeaveGroup round trip, or none for
@@ -326,77 +326,55 @@ pub fn delete_group_offsets(
     partitions: &[i32],
 ) -> Result<Vec<PartitionAnswer>, String> {
     use rdkafka::bindings as ffi;
-    let rk = a.inner().native_ptr();
     let name = CString::new(group).unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
         tpl.add_partition(topic, *p);
     }
-    // SAFETY: plain use of librdkafka's admin C API; every object created here
-    // is destroyed here, and result pointers are read before the event is freed.
+    // SAFETY: plain use of librdkafka's admin C API; the request object created
+    // here is destroyed here, and result pointers are read before the event is
+    // freed.
     unsafe {
         let del = ffi::rd_kafka_DeleteConsumerGroupOffsets_new(name.as_ptr(), tpl.ptr());
-        let opts = ffi::rd_kafka_AdminOptions_new(
-            rk,
+        let out = admin_request(
+            a,
             ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETECONSUMERGROUPOFFSETS,
-        );
-        let mut errstr = [0 as std::os::raw::c_char; 256];
-        ffi::rd_kafka_AdminOptions_set_request_timeout(
-            opts,
-            OP_TIMEOUT.as_millis() as i32,
-            errstr.as_mut_ptr(),
-            errstr.len(),
-        );
-        let queue = ffi::rd_kafka_queue_new(rk);
-        let mut dels = [del];
-        ffi::rd_kafka_DeleteConsumerGroupOffsets(rk, dels.as_mut_ptr(), 1, opts, queue);
-        let ev = ffi::rd_kafka_queue_poll(queue, (OP_TIMEOUT.as_millis() + 5000) as i32);
-        let out = if ev.is_null() {
-            Err("no DeleteConsumerGroupOffsets result before the deadline".to_string())
-        } else if ffi::rd_kafka_event_error(ev)
-            != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        {
-            Err(format!(
-                "request failed: {}",
-                CStr::from_ptr(ffi::rd_kafka_event_error_string(ev)).to_string_lossy()
-            ))
-        } else {
-            let result = ffi::rd_kafka_event_DeleteConsumerGroupOffsets_result(ev);
-            let mut n = 0usize;
-            let groups = ffi::rd_kafka_DeleteConsumerGroupOffsets_result_groups(result, &mut n);
-            if n != 1 {
-                Err(format!("{n} groups in the result, expected 1"))
-            } else {
+            "DeleteConsumerGroupOffsets",
+            |rk, opts, queue| {
+                let mut dels = [del];
+                ffi::rd_kafka_DeleteConsumerGroupOffsets(rk, dels.as_mut_ptr(), 1, opts, queue);
+            },
+            |ev| {
+                let result = ffi::rd_kafka_event_DeleteConsumerGroupOffsets_result(ev);
+                let mut n = 0usize;
+                let groups = ffi::rd_kafka_DeleteConsumerGroupOffsets_result_groups(result, &mut n);
+                if n != 1 {
+                    return Err(format!("{n} groups in the result, expected 1"));
+                }
                 let g = *groups;
                 let err = ffi::rd_kafka_group_result_error(g);
                 if !err.is_null() {
                     let code: RDKafkaErrorCode = ffi::rd_kafka_error_code(err).into();
-                    Err(format!("group error {code:?}"))
-                } else {
-                    let parts = ffi::rd_kafka_group_result_partitions(g);
-                    let mut out = Vec::new();
-                    if !parts.is_null() {
-                        for i in 0..(*parts).cnt as usize {
-                            let e = &*(*parts).elems.add(i);
-                            let code: RDKafkaErrorCode = e.err.into();
-                            let r = if code == RDKafkaErrorCode::NoError {
-                                Ok(())
-                            } else {
-                                Err(code)
-                            };
-                            out.push((e.partition, r));
-                        }
-                    }
-                    out.sort_by_key(|(p, _)| *p);
-                    Ok(out)
+                    return Err(format!("group error {code:?}"));
                 }
-            }
-        };
-        if !ev.is_null() {
-            ffi::rd_kafka_event_destroy(ev);
-        }
-        ffi::rd_kafka_queue_destroy(queue);
-        ffi::rd_kafka_AdminOptions_destroy(opts);
+                let parts = ffi::rd_kafka_group_result_partitions(g);
+                let mut out = Vec::new();
+                if !parts.is_null() {
+                    for i in 0..(*parts).cnt as usize {
+                        let e = &*(*parts).elems.add(i);
+                        let code: RDKafkaErrorCode = e.err.into();
+                        let r = if code == RDKafkaErrorCode::NoError {
+                            Ok(())
+                        } else {
+                            Err(code)
+                        };
+                        out.push((e.partition, r));
+                    }
+                }
+                out.sort_by_key(|(p, _)| *p);
+                Ok(out)
+            },
+        );
         ffi::rd_kafka_DeleteConsumerGroupOffsets_destroy(del);
         out
     }

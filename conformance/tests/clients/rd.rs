@@ -356,6 +356,60 @@ pub enum IncOp<'a> {
     Delete(&'a str),
 }
 
+/// One admin request through librdkafka's C API, for the requests the
+/// `rdkafka` crate does not wrap: `start(rk, options, queue)` issues the
+/// request with the request timeout set and its result due on `queue`;
+/// `read(event)` reads the result, unless the request failed as a whole or no
+/// result came before the deadline (`what` names the request in that error).
+/// The options, the queue and the event are freed here, after `read`; what
+/// `start` was given stays the caller's.
+pub fn admin_request<T>(
+    a: &AdminClient<DefaultClientContext>,
+    op: ffi::rd_kafka_admin_op_t,
+    what: &str,
+    start: impl FnOnce(
+        *mut ffi::rd_kafka_t,
+        *mut ffi::rd_kafka_AdminOptions_t,
+        *mut ffi::rd_kafka_queue_t,
+    ),
+    read: impl FnOnce(*mut ffi::rd_kafka_event_t) -> Result<T, String>,
+) -> Result<T, String> {
+    let rk = a.inner().native_ptr();
+    // SAFETY: `rk` lives as long as `a`; the options, the queue and the event
+    // are created here and destroyed here, after their last use.
+    unsafe {
+        let opts = ffi::rd_kafka_AdminOptions_new(rk, op);
+        let mut errstr = [0 as std::os::raw::c_char; 256];
+        ffi::rd_kafka_AdminOptions_set_request_timeout(
+            opts,
+            OP_TIMEOUT.as_millis() as i32,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        );
+        let queue = ffi::rd_kafka_queue_new(rk);
+        start(rk, opts, queue);
+        let ev = ffi::rd_kafka_queue_poll(queue, (OP_TIMEOUT.as_millis() + 5000) as i32);
+        let out = if ev.is_null() {
+            Err(format!("no {what} result before the deadline"))
+        } else if ffi::rd_kafka_event_error(ev)
+            != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            Err(format!(
+                "request failed: {}",
+                CStr::from_ptr(ffi::rd_kafka_event_error_string(ev)).to_string_lossy()
+            ))
+        } else {
+            read(ev)
+        };
+        if !ev.is_null() {
+            ffi::rd_kafka_event_destroy(ev);
+        }
+        ffi::rd_kafka_queue_destroy(queue);
+        ffi::rd_kafka_AdminOptions_destroy(opts);
+        out
+    }
+}
+
 /// IncrementalAlterConfigs (API 44) on one topic, through librdkafka's C API
 /// (the `rdkafka` crate does not wrap it). Returns the per-resource result.
 pub fn incremental_alter_topic(
@@ -364,9 +418,8 @@ pub fn incremental_alter_topic(
     ops: &[IncOp<'_>],
 ) -> Result<(), String> {
     use ffi::rd_kafka_AlterConfigOpType_t::*;
-    let rk = a.inner().native_ptr();
     let name = CString::new(topic).unwrap();
-    // SAFETY: plain use of librdkafka's admin C API; every object created here
+    // SAFETY: plain use of librdkafka's admin C API; the resource created here
     // is destroyed here, and result pointers are read before the event is freed.
     unsafe {
         let res = ffi::rd_kafka_ConfigResource_new(
@@ -388,57 +441,35 @@ pub fn incremental_alter_topic(
             );
             assert!(err.is_null(), "add_incremental_config rejected locally");
         }
-        let opts = ffi::rd_kafka_AdminOptions_new(
-            rk,
+        let out = admin_request(
+            a,
             ffi::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS,
-        );
-        let mut errstr = [0 as std::os::raw::c_char; 256];
-        ffi::rd_kafka_AdminOptions_set_request_timeout(
-            opts,
-            OP_TIMEOUT.as_millis() as i32,
-            errstr.as_mut_ptr(),
-            errstr.len(),
-        );
-        let queue = ffi::rd_kafka_queue_new(rk);
-        let mut resources = [res];
-        ffi::rd_kafka_IncrementalAlterConfigs(rk, resources.as_mut_ptr(), 1, opts, queue);
-        let ev = ffi::rd_kafka_queue_poll(queue, (OP_TIMEOUT.as_millis() + 5000) as i32);
-        let out = if ev.is_null() {
-            Err("no IncrementalAlterConfigs result before the deadline".to_string())
-        } else if ffi::rd_kafka_event_error(ev)
-            != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        {
-            Err(format!(
-                "request failed: {}",
-                CStr::from_ptr(ffi::rd_kafka_event_error_string(ev)).to_string_lossy()
-            ))
-        } else {
-            let result = ffi::rd_kafka_event_IncrementalAlterConfigs_result(ev);
-            let mut n = 0usize;
-            let arr = ffi::rd_kafka_IncrementalAlterConfigs_result_resources(result, &mut n);
-            if n != 1 {
-                Err(format!("{n} resources in the result, expected 1"))
-            } else {
+            "IncrementalAlterConfigs",
+            |rk, opts, queue| {
+                let mut resources = [res];
+                ffi::rd_kafka_IncrementalAlterConfigs(rk, resources.as_mut_ptr(), 1, opts, queue);
+            },
+            |ev| {
+                let result = ffi::rd_kafka_event_IncrementalAlterConfigs_result(ev);
+                let mut n = 0usize;
+                let arr = ffi::rd_kafka_IncrementalAlterConfigs_result_resources(result, &mut n);
+                if n != 1 {
+                    return Err(format!("{n} resources in the result, expected 1"));
+                }
                 let r = *arr;
                 let code = ffi::rd_kafka_ConfigResource_error(r);
                 if code == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    Ok(())
-                } else {
-                    let msg = ffi::rd_kafka_ConfigResource_error_string(r);
-                    let msg = if msg.is_null() {
-                        String::new()
-                    } else {
-                        CStr::from_ptr(msg).to_string_lossy().into_owned()
-                    };
-                    Err(format!("{code:?}: {msg}"))
+                    return Ok(());
                 }
-            }
-        };
-        if !ev.is_null() {
-            ffi::rd_kafka_event_destroy(ev);
-        }
-        ffi::rd_kafka_queue_destroy(queue);
-        ffi::rd_kafka_AdminOptions_destroy(opts);
+                let msg = ffi::rd_kafka_ConfigResource_error_string(r);
+                let msg = if msg.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(msg).to_string_lossy().into_owned()
+                };
+                Err(format!("{code:?}: {msg}"))
+            },
+        );
         ffi::rd_kafka_ConfigResource_destroy(res);
         out
     }
