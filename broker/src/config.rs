@@ -185,6 +185,12 @@ const FLAGS: &[Flag] = &[
         default: Some("1800000"),
         help: "Longest session timeout a group member may ask for (group.max.session.timeout.ms)",
     },
+    Flag {
+        name: "record-trace",
+        value_name: "FILE",
+        default: None,
+        help: "Record every input the node steps to FILE, for `cargo xtask replay FILE`; needs an empty --data-dir",
+    },
 ];
 
 /// The flag that names the config file. It has an environment variable but no TOML
@@ -350,6 +356,8 @@ pub struct ServeConfig {
     pub group_min_session_timeout_ms: i32,
     /// `--group-max-session-timeout-ms`: the longest member session timeout.
     pub group_max_session_timeout_ms: i32,
+    /// `--record-trace`: the trace file to record into, if any.
+    pub record_trace: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -499,6 +507,10 @@ impl ServeConfig {
                 .required("group-max-session-timeout-ms", |s| {
                     parse_range(s, 1, MAX_SESSION_TIMEOUT_MS).map(|n| n as i32)
                 })?,
+            record_trace: sources.optional("record-trace", |s| match s {
+                "" => Err("must not be empty".to_string()),
+                s => Ok(PathBuf::from(s)),
+            })?,
         })
         .and_then(ServeConfig::check_group_timeouts)
     }

@@ -11,3 +11,4 @@ pub mod protocol;
 pub mod serve;
 pub mod server;
 pub mod store;
+pub mod trace;

@@ -4,8 +4,14 @@
 //! logging, the data directory (locked against a second process), storage
 //! recovery, the listeners (bound to exactly the addresses given), then the
 //! driver until SIGINT or SIGTERM. Shutdown syncs every log before exit.
+//!
+//! With `--record-trace FILE` the node's configuration (its seed included)
+//! and every input go to FILE for `cargo xtask replay` (see [`crate::trace`]).
+//! Recording needs an empty data directory: the trace then holds everything
+//! the node's state came from.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -20,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::node::topics::TopicConfig;
 use crate::node::{Node, NodeConfig};
 use crate::server::BrokerHost;
+use crate::trace::{Recorder, TraceStart};
 
 /// Runs a node until it is told to stop.
 pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
@@ -32,6 +39,9 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             "--peers names other nodes, but this build runs single-node only: \
              replication between brokers is not implemented yet"
         );
+    }
+    if cfg.record_trace.is_some() {
+        refuse_restored_state(&cfg.data_dir)?;
     }
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("--data-dir {}: cannot create it", cfg.data_dir.display()))?;
@@ -80,6 +90,13 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             ..CoordinatorConfig::kafka_defaults(seed)
         },
     };
+    let recorder = match &cfg.record_trace {
+        Some(path) => Some(
+            Recorder::create(path, TraceStart::new(node_cfg.clone()))
+                .with_context(|| format!("--record-trace {}: cannot create it", path.display()))?,
+        ),
+        None => None,
+    };
     let node = Node::new(
         node_cfg,
         Box::new(store.clone()),
@@ -100,6 +117,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         metrics,
         ready,
         cfg.max_frame_bytes as usize,
+        recorder,
     );
     tracing::info!(
         node = cfg.node_id.0,
@@ -108,6 +126,8 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         admin = %admin.local_addr(),
         io = ?cfg.io,
         data = %cfg.data_dir.display(),
+        trace = cfg.record_trace.as_ref().map(|p| p.display().to_string()),
+        seed,
         "chronik is serving"
     );
     match cfg.io {
@@ -121,6 +141,28 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     }
     admin.shutdown();
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// A trace holds inputs, not state: it can only be replayed if the node
+/// started from nothing. Refuses a data directory that holds anything.
+fn refuse_restored_state(data_dir: &Path) -> anyhow::Result<()> {
+    let mut entries = match std::fs::read_dir(data_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("--data-dir {}: cannot read it", data_dir.display()))
+        }
+    };
+    if entries.next().is_some() {
+        bail!(
+            "--record-trace needs an empty --data-dir, and {} is not empty: a trace records \
+             inputs, not the state a node restores, so a replay could not rebuild it \
+             (start with a new --data-dir, or serve this one without --record-trace)",
+            data_dir.display()
+        );
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The broker as a driver's [`Host`]: frames in, the sans-IO [`Node`] in the
 //! middle, disk writes handed to the group committer, answers out, metrics on
-//! the way.
+//! the way. With a [`Recorder`], every input and a digest of what it produced
+//! go to a trace file (see [`crate::trace`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use io_sync::host::{Host, HostOutput, Slot};
 use crate::disk_store::{DiskStore, Persister};
 use crate::metrics::Metrics;
 use crate::node::{Input, Node, Output, ReplyId};
-use crate::protocol;
+use crate::protocol::{self, Request};
+use crate::trace::{OutputDigest, Recorder, TraceInput};
 
 /// Ticks between refreshes of the per-partition gauges and storage housekeeping.
 const HOUSEKEEPING_TICKS: u64 = 50;
@@ -31,10 +33,68 @@ pub struct BrokerHost {
     /// Requests in progress: their API name and arrival, for latency metrics.
     started: std::collections::HashMap<ReplyId, (&'static str, Instant)>,
     outputs: Vec<HostOutput>,
+    /// Where inputs are recorded, if `--record-trace` asked for it.
+    recorder: Option<Recorder>,
+    /// The outputs of the input being handled, for the trace.
+    digest: OutputDigest,
+}
+
+/// What the host makes of one request frame. Shared with the replayer, so a
+/// replayed frame takes exactly the live path.
+pub(crate) enum FrameOutcome {
+    /// A request for the node, with its API name for metrics.
+    Request {
+        /// Where the answer goes.
+        reply: ReplyId,
+        /// The decoded request.
+        request: Box<Request>,
+        /// The API's name.
+        api: &'static str,
+    },
+    /// Not a request the node can take: the host answers (or closes) itself.
+    Answer(HostOutput),
+}
+
+/// Decodes `frame`, or says how the host answers a frame it cannot decode.
+pub(crate) fn frame_outcome(slot: Slot, frame: Bytes) -> FrameOutcome {
+    let reply = ReplyId {
+        conn: slot.conn,
+        seq: slot.seq,
+    };
+    match protocol::decode_request(frame) {
+        Ok(request) => FrameOutcome::Request {
+            reply,
+            api: protocol::support(request.header.api_key).map_or("other", |s| s.name),
+            request: Box::new(request),
+        },
+        Err(e) => match e.reply() {
+            Some(frame) => FrameOutcome::Answer(HostOutput::Respond {
+                slot,
+                frame: Some(frame),
+            }),
+            None => {
+                tracing::warn!(conn = slot.conn, error = %e, "closing a connection on bad input");
+                FrameOutcome::Answer(HostOutput::Close { conn: slot.conn })
+            }
+        },
+    }
+}
+
+/// Adds a host-level output (an answer to an undecodable frame) to `digest`.
+pub(crate) fn digest_host_output(digest: &mut OutputDigest, out: &HostOutput) {
+    match out {
+        HostOutput::Respond { slot, frame } => {
+            digest.respond(slot.conn, slot.seq, frame.as_deref())
+        }
+        HostOutput::Close { conn } => digest.close(*conn),
+    }
 }
 
 impl BrokerHost {
-    /// Wraps `node`, whose writes go to `persister` and reads to `store`.
+    /// Wraps `node`, whose writes go to `persister` and reads to `store`,
+    /// recording into `recorder` if given. What the node did while being
+    /// built (the start-up writes of the partitions it created) is performed
+    /// at once.
     pub fn new(
         node: Node,
         persister: Persister,
@@ -42,9 +102,10 @@ impl BrokerHost {
         metrics: Arc<Metrics>,
         ready: Arc<AtomicBool>,
         max_frame: usize,
+        recorder: Option<Recorder>,
     ) -> BrokerHost {
         let tick = Duration::from_millis(node.tick_ms().max(1));
-        BrokerHost {
+        let mut host = BrokerHost {
             node,
             persister,
             store,
@@ -56,22 +117,55 @@ impl BrokerHost {
             max_frame,
             started: Default::default(),
             outputs: Vec::new(),
+            recorder,
+            digest: OutputDigest::default(),
+        };
+        host.collect(Instant::now());
+        if let Some(rec) = &mut host.recorder {
+            rec.started(host.digest.finish());
         }
+        host
     }
 
     fn ms(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    fn step(&mut self, now: Instant, input: Input) {
+    /// Steps the node with `input` and records `traced`, the trace's name
+    /// for it (built only while recording).
+    fn step(
+        &mut self,
+        now: Instant,
+        input: Input,
+        traced: impl FnOnce(&Input) -> Option<TraceInput>,
+    ) {
         let ms = self.ms(now);
+        let traced = self.recorder.as_ref().and_then(|_| traced(&input));
         self.node.step(ms, input);
         self.collect(now);
+        self.record(ms, traced);
+    }
+
+    /// Writes `input` and the outputs digested since the last record.
+    fn record(&mut self, now_ms: u64, input: Option<TraceInput>) {
+        if let (Some(rec), Some(input)) = (&mut self.recorder, input) {
+            rec.step(now_ms, &input, self.digest.finish());
+        }
     }
 
     /// Performs the node's outputs.
     fn collect(&mut self, now: Instant) {
+        let recording = self.recorder.is_some();
         for out in self.node.take_outputs() {
+            if recording {
+                match &out {
+                    Output::Respond { reply, frame } => {
+                        self.digest.respond(reply.conn, reply.seq, frame.as_deref())
+                    }
+                    Output::Close { conn } => self.digest.close(*conn),
+                    Output::Persist { group, tp, write } => self.digest.persist(*group, tp, write),
+                }
+            }
             match out {
                 Output::Respond { reply, frame } => {
                     if let Some((api, at)) = self.started.remove(&reply) {
@@ -94,8 +188,7 @@ impl BrokerHost {
         }
     }
 
-    fn housekeeping(&mut self) {
-        let wall_ms = wall_ms();
+    fn housekeeping(&mut self, wall_ms: i64) {
         self.store.housekeeping(wall_ms);
         for (tp, term, commit, leader) in self.node.raft_status() {
             let size = self.store.size_of(&tp);
@@ -120,54 +213,75 @@ fn wall_ms() -> i64 {
 impl Host for BrokerHost {
     fn on_frame(&mut self, now: Instant, slot: Slot, frame: Bytes) {
         self.metrics.bytes_in(frame.len() as u64 + 4);
-        let reply = ReplyId {
+        let ms = self.ms(now);
+        let traced = self.recorder.is_some().then(|| TraceInput::Frame {
             conn: slot.conn,
             seq: slot.seq,
-        };
-        match protocol::decode_request(frame) {
-            Ok(request) => {
-                let api = protocol::support(request.header.api_key).map_or("other", |s| s.name);
+            frame: frame.clone(),
+        });
+        match frame_outcome(slot, frame) {
+            FrameOutcome::Request {
+                reply,
+                request,
+                api,
+            } => {
                 self.started.insert(reply, (api, now));
-                let request = Box::new(request);
-                self.step(now, Input::Request { reply, request });
+                self.node.step(ms, Input::Request { reply, request });
+                self.collect(now);
             }
-            Err(e) => match e.reply() {
-                Some(frame) => {
-                    self.metrics.bytes_out(frame.len() as u64);
-                    self.outputs.push(HostOutput::Respond {
-                        slot,
-                        frame: Some(frame),
-                    });
+            FrameOutcome::Answer(out) => {
+                if let HostOutput::Respond { frame: Some(f), .. } = &out {
+                    self.metrics.bytes_out(f.len() as u64);
                 }
-                None => {
-                    tracing::warn!(conn = slot.conn, error = %e, "closing a connection on bad input");
-                    self.outputs.push(HostOutput::Close { conn: slot.conn });
+                if self.recorder.is_some() {
+                    digest_host_output(&mut self.digest, &out);
                 }
-            },
+                self.outputs.push(out);
+            }
         }
+        self.record(ms, traced);
     }
 
     fn on_opened(&mut self, now: Instant, conn: u64, peer: std::net::SocketAddr) {
-        self.step(now, Input::Opened { conn, peer });
+        self.step(now, Input::Opened { conn, peer }, |_| {
+            Some(TraceInput::Opened { conn, peer })
+        });
     }
 
     fn on_closed(&mut self, now: Instant, conn: u64) {
         self.started.retain(|r, _| r.conn != conn);
-        self.step(now, Input::Closed { conn });
+        self.step(now, Input::Closed { conn }, |_| {
+            Some(TraceInput::Closed { conn })
+        });
     }
 
     fn on_tick(&mut self, now: Instant) {
         self.ready.store(true, Ordering::Release);
         self.ticks += 1;
-        self.step(now, Input::Tick { wall_ms: wall_ms() });
+        let wall = wall_ms();
+        self.step(now, Input::Tick { wall_ms: wall }, |_| {
+            Some(TraceInput::Tick { wall_ms: wall })
+        });
         if self.ticks % HOUSEKEEPING_TICKS == 1 {
-            self.housekeeping();
+            // Not a node input, but it changes what the node reads (the log
+            // start offset), so the trace has it too.
+            let wall = wall_ms();
+            self.housekeeping(wall);
+            let ms = self.ms(now);
+            let traced = self
+                .recorder
+                .is_some()
+                .then_some(TraceInput::Housekeeping { wall_ms: wall });
+            self.record(ms, traced);
+        }
+        if let Some(rec) = &mut self.recorder {
+            rec.tick(now);
         }
     }
 
     fn on_wake(&mut self, now: Instant) {
         for done in self.persister.completions() {
-            self.step(now, done);
+            self.step(now, done, TraceInput::completion);
         }
     }
 
@@ -186,5 +300,12 @@ impl Host for BrokerHost {
     fn on_shutdown(&mut self) {
         self.ready.store(false, Ordering::Release);
         self.persister.shutdown();
+        if let Some(mut rec) = self.recorder.take() {
+            match rec.finish() {
+                Ok(()) => tracing::info!(path = %rec.path().display(), "trace written"),
+                Err(e) => tracing::error!(path = %rec.path().display(), error = %e,
+                    "finishing the trace failed"),
+            }
+        }
     }
 }

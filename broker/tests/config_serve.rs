@@ -85,6 +85,7 @@ fn defaults_bind_loopback_and_match_the_documented_values() {
     assert_eq!(c.log_level, "info");
     assert_eq!(c.tick, Duration::from_millis(100));
     assert_eq!(c.rack, None);
+    assert_eq!(c.record_trace, None);
     assert!(c.warnings().is_empty());
 }
 
@@ -123,6 +124,8 @@ fn every_flag_is_read() {
         "50",
         "--rack",
         "eu-west-1a",
+        "--record-trace",
+        "/tmp/node.trace",
     ])
     .unwrap();
     assert_eq!(c.kafka_listen, addr("127.0.0.2:9093"));
@@ -156,6 +159,7 @@ fn every_flag_is_read() {
     assert_eq!(c.log_level, "warn,broker=debug");
     assert_eq!(c.tick, Duration::from_millis(50));
     assert_eq!(c.rack.as_deref(), Some("eu-west-1a"));
+    assert_eq!(c.record_trace, Some(PathBuf::from("/tmp/node.trace")));
 }
 
 #[test]

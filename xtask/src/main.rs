@@ -7,6 +7,7 @@
 
 mod bench;
 mod ci;
+mod replay;
 mod sim;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ commands:
   sim --seeds N      run the deterministic simulator on seeds 0..N (--start S shifts them)
   sim --seed S       replay one seed (the one a failure printed) with its event log
   sim --trace FILE   replay a minimized trace file
+  replay FILE        feed a trace from `chronik serve --record-trace FILE` to a fresh
+                     node and compare every input's outputs (--verbose: each input)
   cluster            run a local cluster (not built yet)
   chaos              fault-injection runs against real processes (not built yet)
   bench              end-to-end benchmarks against a release broker with librdkafka
@@ -65,6 +68,7 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
         "ci" => ci::run(&args[1..]),
         "sim" => sim::run(&args[1..]),
         "bench" => bench::run(&args[1..]),
+        "replay" => replay::run(&args[1..]),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
