@@ -947,3 +947,74 @@ fn the_high_watermark_survives_a_restart_after_compaction() {
         "ListOffsets(latest) after the restart"
     );
 }
+
+/// CreateTopics answers once the new partitions have leaders, so a client
+/// that produces right after creating finds one (Kafka's controller names
+/// the leader in the records that create the partition).
+#[test]
+fn create_topics_answers_once_the_partitions_have_leaders() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(3)
+            .with_replication_factor(1)]);
+    let reply = ReplyId { conn: 1, seq: 99 };
+    let header = RequestHeader {
+        api_key: ApiKey::CreateTopics,
+        api_version: 4,
+        correlation_id: 99,
+        client_id: None,
+    };
+    h.node.step(
+        h.now_ms,
+        Input::Request {
+            reply,
+            request: Box::new(Request {
+                header,
+                body: RequestKind::CreateTopics(req),
+            }),
+        },
+    );
+    let before: Vec<Output> = h.node.take_outputs();
+    assert!(
+        !before
+            .iter()
+            .any(|o| matches!(o, Output::Respond { reply: r, .. } if *r == reply)),
+        "answered before any partition could elect itself"
+    );
+    // Carry out the writes (the votes) by hand until the answer comes.
+    let deadline = Instant::now() + DEADLINE;
+    let mut outputs = before;
+    let mut answer = None;
+    let mut in_flight = 0usize;
+    while answer.is_none() || in_flight > 0 {
+        for out in outputs {
+            match out {
+                Output::Persist { group, tp, write } => {
+                    in_flight += 1;
+                    h.persister.submit(group, &tp, write);
+                }
+                Output::Respond { reply: r, frame } if r == reply => answer = frame,
+                _ => {}
+            }
+        }
+        for done in h.persister.completions() {
+            in_flight -= 1;
+            h.node.step(h.now_ms, done);
+        }
+        outputs = h.node.take_outputs();
+        assert!(Instant::now() < deadline, "CreateTopics was never answered");
+        std::thread::yield_now();
+    }
+    h.responses.push((reply, answer));
+    let resp: CreateTopicsResponse = h.response(reply, 4, false).unwrap();
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert_eq!(
+        h.latest(),
+        0,
+        "partition 0 has a leader that answers ListOffsets"
+    );
+}

@@ -11,6 +11,7 @@
 //! [`LogStore`] directly.
 
 mod admin;
+mod created_topics;
 mod fetch;
 mod fetch_session;
 mod group_requests;
@@ -209,6 +210,8 @@ pub struct Node {
     group_requests: group_requests::GroupRequests,
     /// Each open connection's client address, as DescribeGroups reports it.
     client_hosts: BTreeMap<u64, String>,
+    /// CreateTopics answers waiting for their partitions' leaders.
+    parked_creates: Vec<created_topics::ParkedCreate>,
 }
 
 /// A partition's durable Raft state, read back by the driver at start.
@@ -247,6 +250,7 @@ impl Node {
             groups,
             group_requests: group_requests::GroupRequests::default(),
             client_hosts: BTreeMap::new(),
+            parked_creates: Vec::new(),
         };
         let topics: Vec<(String, Vec<u64>)> = node
             .table
@@ -339,7 +343,10 @@ impl Node {
                 Some(ResponseKind::ListOffsets(self.list_offsets(&header, r)))
             }
             RequestKind::CreateTopics(r) => {
-                Some(ResponseKind::CreateTopics(self.create_topics(&header, r)))
+                let timeout_ms = r.timeout_ms;
+                let response = self.create_topics(&header, r);
+                self.answer_create_topics(reply, &header, response, timeout_ms);
+                None
             }
             RequestKind::DeleteTopics(r) => {
                 Some(ResponseKind::DeleteTopics(self.delete_topics(&header, r)))
@@ -409,6 +416,7 @@ impl Node {
         self.expire_fetches();
         self.groups_tick();
         self.expire_producers();
+        self.answer_led_creates();
     }
 
     /// Forgets idle idempotent producers, once per [`PRODUCER_EXPIRY_CHECK_MS`].
@@ -557,6 +565,9 @@ impl Node {
             self.fail_waiters(group, kafka_protocol::ResponseError::NotLeaderOrFollower);
         }
         self.groups_role_changed(group, role == Role::Leader);
+        if role == Role::Leader {
+            self.answer_led_creates();
+        }
     }
 
     /// Committed entries: the high watermark moves past their records.
