@@ -29,6 +29,7 @@
 //! ([`BrokerId`]), as the metadata image's replica lists name them.
 
 mod cluster;
+mod controller_placement;
 mod even;
 mod leaders;
 mod load;
@@ -45,6 +46,7 @@ use std::fmt;
 use crate::metadata::BrokerId;
 
 pub use cluster::Cluster;
+pub use controller_placement::AssignerPlacement;
 pub use place::{
     place_partitions, NewPartitions, PlacementError, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR,
 };
