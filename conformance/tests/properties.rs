@@ -354,3 +354,33 @@ fn the_safety_property_catches_acks_before_persistence() {
         .quicktest(prop as fn(Vec<Op>) -> TestResult);
     assert!(found.is_err(), "2000 schedules found no violation");
 }
+
+/// A schedule quickcheck found (CI, 2026-12-01): node 2 won term 1 on the
+/// others' votes before its own term was durable, crashed, lost the term,
+/// won term 1 again with an empty log and proposed a different entry at the
+/// same index and term. A candidate now leads only once its own vote is
+/// durable.
+#[test]
+fn a_leader_whose_term_was_lost_cannot_lead_that_term_again() {
+    use Op::*;
+    let schedule = [
+        Tick(214),
+        Tick(124),
+        Tick(223),
+        Tick(166),
+        Tick(91),
+        Deliver(14),
+        Deliver(157),
+        Deliver(17),
+        Persist(212, 2),
+        DeliverAll(84),
+        Persist(186, 3),
+        Deliver(197),
+        Propose(25),
+        Crash(202),
+        Tick(67),
+        Tick(205),
+    ];
+    let mut w = run(&schedule).expect("the schedule itself is safe");
+    assert_eq!(w.heal_and_commit(300), Ok(true));
+}

@@ -76,7 +76,13 @@ impl Raft {
         let granted = self.votes.values().filter(|&&g| g).count() + usize::from(own);
         let rejected = self.votes.values().filter(|&&g| !g).count();
         let quorum = self.membership.quorum();
-        if granted >= quorum {
+        // A candidate leads only once its own term and vote are durable, even
+        // when the others' votes already make a quorum: otherwise a crash
+        // that loses them lets it campaign for the same term again, win it a
+        // second time with an empty log, and give a follower a different
+        // entry at an index and term it already holds (found by the
+        // schedule property; log matching would break).
+        if granted >= quorum && own {
             if self.role == Role::PreCandidate {
                 self.campaign(false, false);
             } else {
