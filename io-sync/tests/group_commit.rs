@@ -96,7 +96,7 @@ fn a_job_submitted_after_stop_completes_as_stopped() {
 }
 
 #[test]
-fn before_append_work_runs_first_and_its_failure_fails_only_its_job() {
+fn before_append_work_runs_first_and_its_failure_fails_every_later_job() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
     let committer = GroupCommitter::start(8).unwrap();
@@ -130,9 +130,18 @@ fn before_append_work_runs_first_and_its_failure_fails_only_its_job() {
         )
         .before_append(Box::new(|| Err(std::io::Error::other("disk full")))),
     );
+    // A later job of the same log fails too: its completion would otherwise
+    // vouch for the failed one (completions are cumulative per log).
+    let tx3 = tx.clone();
+    handle.submit(WriteJob::new(
+        log.clone(),
+        Vec::new(),
+        true,
+        Box::new(move |r| tx3.send(r.is_err()).unwrap()),
+    ));
     drop(tx);
-    let got: Vec<bool> = rx.iter().take(2).collect();
-    assert_eq!(got, [true, true]);
+    let got: Vec<bool> = rx.iter().take(3).collect();
+    assert_eq!(got, [true, true, true]);
     assert_eq!(*saw.lock().unwrap(), Some(0));
     assert_eq!(log.lock().unwrap().last_raft_index(), 1);
 }

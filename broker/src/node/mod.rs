@@ -304,8 +304,12 @@ impl Node {
                 self.client_hosts.remove(&conn);
             }
             Input::Persisted { group, seq } => {
-                self.raft_step(multiraft::Event::Persisted { group, seq });
-                self.check_produces(group);
+                // After a failed write nothing later may count as durable:
+                // the failed write's state would be taken as written.
+                if self.partitions.get(&group).is_some_and(|p| p.failed.is_none()) {
+                    self.raft_step(multiraft::Event::Persisted { group, seq });
+                    self.check_produces(group);
+                }
             }
             Input::PersistFailed { group, error } => self.persist_failed(group, error),
         }

@@ -173,17 +173,30 @@ fn round(mut jobs: Vec<WriteJob>) {
     let key = |l: &SharedLog| Arc::as_ptr(l) as usize;
     let mut written: Vec<Result<(), CommitError>> = Vec::with_capacity(jobs.len());
     let mut to_sync: BTreeMap<usize, (SharedLog, Result<(), CommitError>)> = BTreeMap::new();
+    let mut failed: BTreeMap<usize, CommitError> = BTreeMap::new();
+    let mut failed_logs: BTreeMap<usize, SharedLog> = BTreeMap::new();
     for job in &mut jobs {
         let before = match job.before.take() {
             Some(f) => f().map_err(|e| CommitError::Meta(Arc::new(e))),
             None => Ok(()),
         };
-        let r = before.and_then(|()| match job.log.lock() {
-            Ok(mut log) => log
-                .append(&job.entries)
-                .map_err(|e| CommitError::Write(Arc::new(e))),
-            Err(_) => Err(CommitError::Poisoned),
-        });
+        // Completions count cumulatively per log: once a job of this round
+        // failed, no later job of its log may succeed and vouch for it.
+        let r = match failed.get(&key(&job.log)) {
+            Some(earlier) => Err(earlier.clone()),
+            None => before.and_then(|()| match job.log.lock() {
+                Ok(mut log) => log
+                    .append(&job.entries)
+                    .map_err(|e| CommitError::Write(Arc::new(e))),
+                Err(_) => Err(CommitError::Poisoned),
+            }),
+        };
+        if let Err(e) = &r {
+            failed.entry(key(&job.log)).or_insert_with(|| e.clone());
+            failed_logs
+                .entry(key(&job.log))
+                .or_insert_with(|| job.log.clone());
+        }
         if r.is_ok() && job.must_sync {
             to_sync
                 .entry(key(&job.log))
@@ -196,6 +209,13 @@ fn round(mut jobs: Vec<WriteJob>) {
             Ok(mut l) => l.sync().map_err(|e| CommitError::Sync(Arc::new(e))),
             Err(_) => Err(CommitError::Poisoned),
         };
+    }
+    // The jobs before a failure were synced above; from now on the log
+    // refuses writes until it is reopened.
+    for (k, log) in &failed_logs {
+        if let (Ok(mut l), Some(e)) = (log.lock(), failed.get(k)) {
+            l.mark_failed(e.to_string());
+        }
     }
     tracing::trace!(
         jobs = jobs.len(),

@@ -196,6 +196,17 @@ impl PartitionLog {
         }
     }
 
+    /// Refuses every later write until the log is reopened. The committer
+    /// calls it when a job failed, so that no later job of this log can
+    /// succeed: a later completion would otherwise vouch for the failed
+    /// one, since completions are cumulative per log.
+    pub fn mark_failed(&mut self, why: String) {
+        if self.failed.is_none() {
+            tracing::error!(dir = %self.dir.display(), error = %why, "partition log refuses writes until reopened");
+            self.failed = Some(why);
+        }
+    }
+
     /// Records an IO failure of a write: the in-memory state may no longer
     /// match the files, so the log refuses writes until reopened.
     fn fail<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
