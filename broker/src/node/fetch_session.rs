@@ -19,12 +19,11 @@
 //!
 //! The cache holds at most [`MAX_SESSIONS`]; one unused for longer than
 //! [`IDLE_EXPIRY_MS`] is dropped. When it is full, a new session replaces the
-//! least recently used one that is itself older than [`IDLE_EXPIRY_MS`], or,
-//! if every session is younger, is not created (the response is sessionless). The age guard is
-//! Kafka's: without it, more consumers than slots would evict each other on
-//! every fetch. (Kafka also prefers evicting sessions with fewer partitions,
-//! and protects followers' sessions; the least recently used is simpler, and
-//! no follower fetches yet.)
+//! smallest session older than [`IDLE_EXPIRY_MS`] if the new one has more
+//! partitions, and otherwise is not created (the response is sessionless):
+//! Kafka's `tryEvict`. Both guards stop clients from evicting each other in a
+//! cascade, each victim's full fetch evicting the next. (Kafka also protects
+//! followers' sessions; no follower fetches yet.)
 //!
 //! Nothing here reads a clock or draws entropy: time arrives as `now_ms`, and
 //! session ids come from a generator seeded with the node's seed.
@@ -344,7 +343,8 @@ impl FetchSessionCache {
         answers: impl IntoIterator<Item = (&'a SessionPartition, PartitionFetch, PartitionAnswer)>,
     ) -> i32 {
         self.expire(now_ms);
-        if self.sessions.len() >= self.max_sessions && !self.evict_one(now_ms) {
+        let answers: Vec<_> = answers.into_iter().collect();
+        if self.sessions.len() >= self.max_sessions && !self.evict_one(now_ms, answers.len()) {
             tracing::debug!(sessions = self.sessions.len(), "fetch session cache full");
             return NO_SESSION;
         }
@@ -411,7 +411,11 @@ impl FetchSessionCache {
                     .partitions
                     .get_mut(key)
                     .is_some_and(|p| p.tell(&answer));
-                if send {
+                // Only partitions that returned records go to the back
+                // (Kafka's FetchSession): moving those answered for a new
+                // high watermark alone would keep a partition that always
+                // fills the byte limit in front.
+                if send && answer.has_records {
                     sent.insert(key);
                 }
                 send
@@ -452,13 +456,21 @@ impl FetchSessionCache {
         }
     }
 
-    /// Makes room in a full cache: evicts the least recently used session
-    /// old enough to be evicted, if there is one.
-    fn evict_one(&mut self, now_ms: u64) -> bool {
-        let victim = self.by_last_use.iter().find_map(|&(_, id)| {
-            let s = self.sessions.get(&id)?;
-            (now_ms.saturating_sub(s.created_ms) > self.idle_expiry_ms).then_some(id)
-        });
+    /// Makes room in a full cache for a session of `size` partitions: among
+    /// the sessions old enough to be evicted, the smallest goes, and only if
+    /// the newcomer is larger (Kafka's `tryEvict`). Evicting the least
+    /// recently used one instead would let one extra client cascade through
+    /// every established session, each eviction forcing the victim's full
+    /// fetch to evict the next.
+    fn evict_one(&mut self, now_ms: u64, size: usize) -> bool {
+        let victim = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now_ms.saturating_sub(s.created_ms) > self.idle_expiry_ms)
+            .map(|(&id, s)| (s.partitions.len(), id))
+            .min()
+            .filter(|&(victim_size, _)| size > victim_size)
+            .map(|(_, id)| id);
         match victim {
             Some(id) => {
                 tracing::debug!(session = id, "fetch session evicted to make room");

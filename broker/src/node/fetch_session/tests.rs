@@ -198,15 +198,16 @@ fn an_incremental_answer_sends_only_what_changed() {
         answer(&mut cache, [with_records(12), quiet(11), moved_start]),
         vec![0, 1, 2]
     );
-    // The read order is now the same (all three answered); nothing changed since.
+    // Only partition 0 returned records, so it alone moved to the back: the
+    // read order is now 1, 2, 0. Nothing changed since.
     assert_eq!(
-        answer(&mut cache, [quiet(12), quiet(11), moved_start]),
+        answer(&mut cache, [quiet(11), moved_start, quiet(12)]),
         Vec::<i32>::new()
     );
     // A last stable offset change alone counts too.
     let mut lso = quiet(12);
     lso.last_stable_offset = 11;
-    assert_eq!(answer(&mut cache, [lso, quiet(11), moved_start]), vec![0]);
+    assert_eq!(answer(&mut cache, [quiet(11), moved_start, lso]), vec![0]);
 }
 
 #[test]
@@ -358,25 +359,31 @@ fn an_idle_session_expires() {
 }
 
 #[test]
-fn a_full_cache_evicts_its_least_recently_used_old_session() {
+fn a_full_cache_evicts_a_smaller_old_session_only_for_a_larger_newcomer() {
     let mut cache = FetchSessionCache::with_limits(1, 2, IDLE_EXPIRY_MS);
-    let parts = [(tp("a", 0), at(0))];
-    let a = create(&mut cache, 0, &parts);
-    let b = create(&mut cache, 1, &parts);
+    let one = [(tp("a", 0), at(0))];
+    let two = [(tp("a", 0), at(0)), (tp("a", 1), at(0))];
+    let a = create(&mut cache, 0, &one);
+    let b = create(&mut cache, 1, &two);
     // Both young: a third client gets no session, and nobody loses theirs.
-    assert_eq!(create(&mut cache, 2, &parts), NO_SESSION);
-    // Keep both alive past the age guard; `a` is used less recently.
+    assert_eq!(create(&mut cache, 2, &two), NO_SESSION);
+    // Keep both alive past the age guard.
     let half = IDLE_EXPIRY_MS / 2;
     assert!(poll(&mut cache, half, a, 1).is_ok());
     assert!(poll(&mut cache, half, b, 1).is_ok());
     let t = IDLE_EXPIRY_MS + 10;
     assert!(poll(&mut cache, t, a, 2).is_ok());
     assert!(poll(&mut cache, t + 1, b, 2).is_ok());
-    let c = create(&mut cache, t + 2, &parts);
+    // A newcomer no larger than the smallest old session evicts nobody, so
+    // clients cannot push each other out in a cascade.
+    assert_eq!(create(&mut cache, t + 2, &one), NO_SESSION);
+    assert!(poll(&mut cache, t + 3, a, 3).is_ok());
+    // A larger one evicts the smallest old session.
+    let c = create(&mut cache, t + 4, &two);
     assert_ne!(c, NO_SESSION);
-    assert_eq!(poll(&mut cache, t + 3, a, 3), Err(SessionError::NotFound));
-    assert!(poll(&mut cache, t + 3, b, 3).is_ok());
-    assert!(poll(&mut cache, t + 3, c, 1).is_ok());
+    assert_eq!(poll(&mut cache, t + 5, a, 4), Err(SessionError::NotFound));
+    assert!(poll(&mut cache, t + 5, b, 3).is_ok());
+    assert!(poll(&mut cache, t + 5, c, 1).is_ok());
     assert_eq!(cache.sessions.len(), 2);
 }
 
