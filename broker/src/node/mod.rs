@@ -306,7 +306,11 @@ impl Node {
             Input::Persisted { group, seq } => {
                 // After a failed write nothing later may count as durable:
                 // the failed write's state would be taken as written.
-                if self.partitions.get(&group).is_some_and(|p| p.failed.is_none()) {
+                if self
+                    .partitions
+                    .get(&group)
+                    .is_some_and(|p| p.failed.is_none())
+                {
                     self.raft_step(multiraft::Event::Persisted { group, seq });
                     self.check_produces(group);
                 }
