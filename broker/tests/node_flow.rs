@@ -1018,3 +1018,46 @@ fn create_topics_answers_once_the_partitions_have_leaders() {
         "partition 0 has a leader that answers ListOffsets"
     );
 }
+
+/// A fetch parked on a connection that closes is forgotten, not answered
+/// (or held) when data arrives later.
+#[test]
+fn a_closed_connection_drops_its_parked_fetch() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    h.create_topic(1);
+    let parked = h.fetch(0, 60_000);
+    assert!(h.responses.iter().all(|(r, _)| *r != parked));
+    h.node.step(h.now_ms, Input::Closed { conn: parked.conn });
+    let reply = ReplyId { conn: 2, seq: 0 };
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(TOPIC))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(1, "after-close")))])]);
+    let header = RequestHeader {
+        api_key: ApiKey::Produce,
+        api_version: 7,
+        correlation_id: 1,
+        client_id: None,
+    };
+    h.node.step(
+        h.now_ms,
+        Input::Request {
+            reply,
+            request: Box::new(Request {
+                header,
+                body: RequestKind::Produce(req),
+            }),
+        },
+    );
+    h.settle();
+    assert_eq!(h.produced(reply), (0, 0));
+    assert!(
+        h.responses.iter().all(|(r, _)| *r != parked),
+        "the closed connection's fetch was answered"
+    );
+}

@@ -64,6 +64,11 @@ impl Node {
         }
     }
 
+    /// Forgets the parked CreateTopics answers of a closed connection.
+    pub(super) fn drop_parked_creates(&mut self, conn: u64) {
+        self.parked_creates.retain(|c| c.reply.conn != conn);
+    }
+
     /// Whether every partition of `topic` has a leader (a deleted topic counts:
     /// there is nothing left to wait for).
     fn led(&self, topic: &str) -> bool {

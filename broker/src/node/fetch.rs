@@ -58,6 +58,12 @@ struct Reads {
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 
 impl Node {
+    /// Forgets the parked fetches of a closed connection: nobody is left to
+    /// answer, and a long max_wait would otherwise hold them until it passed.
+    pub(super) fn drop_parked_fetches(&mut self, conn: u64) {
+        self.parked.retain(|f| f.reply.conn != conn);
+    }
+
     pub(super) fn fetch(
         &mut self,
         reply: ReplyId,

@@ -302,6 +302,8 @@ impl Node {
             }
             Input::Closed { conn } => {
                 self.client_hosts.remove(&conn);
+                self.drop_parked_fetches(conn);
+                self.drop_parked_creates(conn);
             }
             Input::Persisted { group, seq } => {
                 // After a failed write nothing later may count as durable:
