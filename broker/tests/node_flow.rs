@@ -950,13 +950,14 @@ fn the_high_watermark_survives_a_restart_after_compaction() {
 
 /// CreateTopics answers once the new partitions have leaders, so a client
 /// that produces right after creating finds one (Kafka's controller names
-/// the leader in the records that create the partition).
+/// the leader in the records that create the partition) — even with
+/// timeout_ms 0, librdkafka's default.
 #[test]
 fn create_topics_answers_once_the_partitions_have_leaders() {
     let dir = tempdir();
     let mut h = Harness::open(dir.path());
     let req = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
+        .with_timeout_ms(0)
         .with_topics(vec![CreatableTopic::default()
             .with_name(name(TOPIC))
             .with_num_partitions(3)

@@ -7,12 +7,17 @@
 //! let a client that produces or lists offsets right after creating see
 //! LEADER_NOT_AVAILABLE (librdkafka's watermark query then gives up with
 //! "Unknown partition"). So the answer waits for the elections, up to the
-//! request's timeout, and then goes out regardless: the topics do exist.
+//! request's timeout (but at least [`MIN_WAIT_MS`]: librdkafka sends 0 unless
+//! the application sets an operation timeout, and an election takes one
+//! fsync), and then goes out regardless: the topics do exist.
 
 use kafka_protocol::messages::{CreateTopicsResponse, ResponseKind};
 
 use super::{Node, ReplyId};
 use crate::protocol::RequestHeader;
+
+/// The shortest wait for leaders, whatever the request's timeout.
+const MIN_WAIT_MS: u64 = 1000;
 
 /// A CreateTopics answer waiting for its partitions' leaders.
 #[derive(Debug)]
@@ -45,7 +50,7 @@ impl Node {
             header: header.clone(),
             response,
             topics,
-            deadline_ms: self.now_ms + timeout_ms.max(0) as u64,
+            deadline_ms: self.now_ms + (timeout_ms.max(0) as u64).max(MIN_WAIT_MS),
         });
         self.answer_led_creates();
     }
