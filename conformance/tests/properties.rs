@@ -383,4 +383,15 @@ fn a_leader_whose_term_was_lost_cannot_lead_that_term_again() {
     ];
     let mut w = run(&schedule).expect("the schedule itself is safe");
     assert_eq!(w.heal_and_commit(300), Ok(true));
+    // The checker sees the bug when it is switched back on.
+    let faults = FaultSwitches {
+        lead_before_own_vote_durable: true,
+        ..FaultSwitches::default()
+    };
+    let mut broken = run_with(&schedule, faults).expect("the violation comes while healing");
+    let found = broken.heal_and_commit(300);
+    assert!(
+        matches!(&found, Err(v) if v.contains("log-matching")),
+        "{found:?}"
+    );
 }

@@ -26,6 +26,8 @@ pub struct FaultSwitches {
     pub skip_figure8_rule: bool,
     /// Acknowledge appends and count the leader's own entries before they are durable.
     pub ack_before_persist: bool,
+    /// Let a candidate lead on the others' votes before its own vote is durable.
+    pub lead_before_own_vote_durable: bool,
 }
 
 /// Configuration of one Raft group on one node.

@@ -82,7 +82,7 @@ impl Raft {
         // second time with an empty log, and give a follower a different
         // entry at an index and term it already holds (found by the
         // schedule property; log matching would break).
-        if granted >= quorum && own {
+        if granted >= quorum && (own || self.leads_without_own_vote()) {
             if self.role == Role::PreCandidate {
                 self.campaign(false, false);
             } else {
@@ -91,6 +91,15 @@ impl Raft {
         } else if rejected >= quorum || (self.membership.voters.len() - rejected) < quorum {
             self.become_follower(self.term, None);
         }
+    }
+
+    /// The test-only switch that brings back the bug the rule above fixes.
+    fn leads_without_own_vote(&self) -> bool {
+        #[cfg(feature = "fault-switches")]
+        if self.cfg.faults.lead_before_own_vote_durable {
+            return true;
+        }
+        false
     }
 
     /// A candidate counts its own vote only once the vote is durable.
