@@ -197,6 +197,7 @@ impl DiskStore {
             done_rx,
             waker,
             sync,
+            in_flight: 0,
         };
         Ok((store, persister, Recovered { table, groups }))
     }
@@ -400,6 +401,9 @@ pub struct Persister {
     done_rx: Receiver<Input>,
     waker: Waker,
     sync: bool,
+    /// Writes submitted whose completion has not been collected: each
+    /// submit ends in exactly one completion.
+    in_flight: usize,
 }
 
 impl Persister {
@@ -409,6 +413,7 @@ impl Persister {
     /// entries they precede, without blocking the node loop; commit-index-only
     /// changes are not written (a restart recomputes the commit index).
     pub fn submit(&mut self, group: GroupId, tp: &TopicPartition, write: PersistWrite) {
+        self.in_flight += 1;
         let seq = write.seq;
         let failed = |error: String| Input::PersistFailed { group, error };
         let (log, before) = {
@@ -472,7 +477,15 @@ impl Persister {
 
     /// Completions since the last call, in order.
     pub fn completions(&mut self) -> Vec<Input> {
-        self.done_rx.try_iter().collect()
+        let done: Vec<Input> = self.done_rx.try_iter().collect();
+        self.in_flight -= done.len();
+        done
+    }
+
+    /// Writes submitted and not yet completed: what a test waits on instead
+    /// of waiting for the disk to go quiet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
     }
 
     /// Finishes every queued write and stops the committer thread.

@@ -91,6 +91,13 @@ pub(crate) fn digest_host_output(digest: &mut OutputDigest, out: &HostOutput) {
 }
 
 impl BrokerHost {
+    /// Disk writes submitted and not yet completed, so a test driving the
+    /// host can wait for its writes instead of for the disk to go quiet.
+    #[cfg(test)]
+    pub(crate) fn writes_in_flight(&self) -> usize {
+        self.persister.in_flight()
+    }
+
     /// Wraps `node`, whose writes go to `persister` and reads to `store`,
     /// recording into `recorder` if given. What the node did while being
     /// built (the start-up writes of the partitions it created) is performed

@@ -75,34 +75,48 @@ impl Harness {
     /// Performs outputs and feeds disk completions back until nothing is
     /// in flight.
     fn settle(&mut self) {
+        let outputs = self.node.take_outputs();
+        self.perform(outputs);
+    }
+
+    /// Performs `outputs` (and whatever the node emits next) until no write
+    /// is in flight.
+    fn perform(&mut self, mut outputs: Vec<Output>) {
         let deadline = Instant::now() + DEADLINE;
-        let mut in_flight = 0usize;
         loop {
-            for out in self.node.take_outputs() {
+            for out in outputs {
                 match out {
                     Output::Respond { reply, frame } => self.responses.push((reply, frame)),
                     Output::Close { conn } => panic!("the node closed connection {conn}"),
                     Output::Persist { group, tp, write } => {
-                        in_flight += 1;
-                        self.persister.submit(group, &tp, write);
+                        self.persister.submit(group, &tp, write)
                     }
                 }
             }
-            if in_flight == 0 {
+            if self.persister.in_flight() == 0 {
                 return;
             }
             for done in self.persister.completions() {
-                in_flight -= 1;
                 self.node.step(self.now_ms, done);
             }
+            outputs = self.node.take_outputs();
             assert!(Instant::now() < deadline, "the disk did not finish in time");
             std::thread::yield_now();
         }
     }
 
+    /// Sends a request on connection 1 and performs what follows.
     fn send(&mut self, key: ApiKey, version: i16, body: RequestKind) -> ReplyId {
+        let reply = self.step_request(1, key, version, body);
+        self.settle();
+        reply
+    }
+
+    /// Steps a request on connection `conn` and leaves its outputs with the
+    /// node, for a test that inspects them before they are performed.
+    fn step_request(&mut self, conn: u64, key: ApiKey, version: i16, body: RequestKind) -> ReplyId {
         let reply = ReplyId {
-            conn: 1,
+            conn,
             seq: self.next_seq,
         };
         self.next_seq += 1;
@@ -115,7 +129,6 @@ impl Harness {
         let request = Box::new(Request { header, body });
         self.node
             .step(self.now_ms, Input::Request { reply, request });
-        self.settle();
         reply
     }
 
@@ -156,15 +169,9 @@ impl Harness {
     }
 
     fn produce(&mut self, acks: i16, records: Bytes) -> ReplyId {
-        let req = ProduceRequest::default()
-            .with_acks(acks)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(TOPIC))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records))])]);
-        self.send(ApiKey::Produce, 7, RequestKind::Produce(req))
+        let reply = self.step_request(1, ApiKey::Produce, 7, produce_request(acks, records));
+        self.settle();
+        reply
     }
 
     fn produced(&mut self, reply: ReplyId) -> (i16, i64) {
@@ -199,6 +206,20 @@ impl Harness {
         assert_eq!(p.error_code, 0);
         p.offset
     }
+}
+
+/// A Produce of `records` to partition 0 of [`TOPIC`].
+fn produce_request(acks: i16, records: Bytes) -> RequestKind {
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(TOPIC))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]),
+    )
 }
 
 fn name(s: &str) -> TopicName {
@@ -962,23 +983,7 @@ fn create_topics_answers_once_the_partitions_have_leaders() {
             .with_name(name(TOPIC))
             .with_num_partitions(3)
             .with_replication_factor(1)]);
-    let reply = ReplyId { conn: 1, seq: 99 };
-    let header = RequestHeader {
-        api_key: ApiKey::CreateTopics,
-        api_version: 4,
-        correlation_id: 99,
-        client_id: None,
-    };
-    h.node.step(
-        h.now_ms,
-        Input::Request {
-            reply,
-            request: Box::new(Request {
-                header,
-                body: RequestKind::CreateTopics(req),
-            }),
-        },
-    );
+    let reply = h.step_request(1, ApiKey::CreateTopics, 4, RequestKind::CreateTopics(req));
     let before: Vec<Output> = h.node.take_outputs();
     assert!(
         !before
@@ -986,31 +991,8 @@ fn create_topics_answers_once_the_partitions_have_leaders() {
             .any(|o| matches!(o, Output::Respond { reply: r, .. } if *r == reply)),
         "answered before any partition could elect itself"
     );
-    // Carry out the writes (the votes) by hand until the answer comes.
-    let deadline = Instant::now() + DEADLINE;
-    let mut outputs = before;
-    let mut answer = None;
-    let mut in_flight = 0usize;
-    while answer.is_none() || in_flight > 0 {
-        for out in outputs {
-            match out {
-                Output::Persist { group, tp, write } => {
-                    in_flight += 1;
-                    h.persister.submit(group, &tp, write);
-                }
-                Output::Respond { reply: r, frame } if r == reply => answer = frame,
-                _ => {}
-            }
-        }
-        for done in h.persister.completions() {
-            in_flight -= 1;
-            h.node.step(h.now_ms, done);
-        }
-        outputs = h.node.take_outputs();
-        assert!(Instant::now() < deadline, "CreateTopics was never answered");
-        std::thread::yield_now();
-    }
-    h.responses.push((reply, answer));
+    // Carry out the writes (the votes); the answer comes with the elections.
+    h.perform(before);
     let resp: CreateTopicsResponse = h.response(reply, 4, false).unwrap();
     assert_eq!(resp.topics[0].error_code, 0);
     assert_eq!(
@@ -1030,30 +1012,11 @@ fn a_closed_connection_drops_its_parked_fetch() {
     let parked = h.fetch(0, 60_000);
     assert!(h.responses.iter().all(|(r, _)| *r != parked));
     h.node.step(h.now_ms, Input::Closed { conn: parked.conn });
-    let reply = ReplyId { conn: 2, seq: 0 };
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(TOPIC))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch(1, "after-close")))])]);
-    let header = RequestHeader {
-        api_key: ApiKey::Produce,
-        api_version: 7,
-        correlation_id: 1,
-        client_id: None,
-    };
-    h.node.step(
-        h.now_ms,
-        Input::Request {
-            reply,
-            request: Box::new(Request {
-                header,
-                body: RequestKind::Produce(req),
-            }),
-        },
+    let reply = h.step_request(
+        2,
+        ApiKey::Produce,
+        7,
+        produce_request(-1, batch(1, "after-close")),
     );
     h.settle();
     assert_eq!(h.produced(reply), (0, 0));

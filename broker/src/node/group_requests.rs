@@ -91,6 +91,15 @@ fn opt(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(text)
 }
 
+/// One topic of an OffsetFetch, from either request layout (v1-7 and v8+
+/// name the same fields with different types).
+fn fetch_topic(name: &kp::TopicName, partitions: &[i32]) -> g::FetchTopic {
+    g::FetchTopic {
+        name: text(&name.0),
+        partition_indexes: partitions.to_vec(),
+    }
+}
+
 fn sb(s: String) -> StrBytes {
     StrBytes::from_string(s)
 }
@@ -336,10 +345,7 @@ impl Node {
                             group_id: text(&grp.group_id.0),
                             topics: grp.topics.as_ref().map(|ts| {
                                 ts.iter()
-                                    .map(|t| g::FetchTopic {
-                                        name: text(&t.name.0),
-                                        partition_indexes: t.partition_indexes.clone(),
-                                    })
+                                    .map(|t| fetch_topic(&t.name, &t.partition_indexes))
                                     .collect()
                             }),
                         })
@@ -349,10 +355,7 @@ impl Node {
                         group_id: text(&r.group_id.0),
                         topics: r.topics.as_ref().map(|ts| {
                             ts.iter()
-                                .map(|t| g::FetchTopic {
-                                    name: text(&t.name.0),
-                                    partition_indexes: t.partition_indexes.clone(),
-                                })
+                                .map(|t| fetch_topic(&t.name, &t.partition_indexes))
                                 .collect()
                         }),
                     }]

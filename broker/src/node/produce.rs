@@ -358,51 +358,39 @@ impl Node {
         let last_applied = entries[entries.len() - 1].index;
         let high_watermark = self.partitions.get(&group).map_or(0, |p| p.high_watermark);
         for pending in self.pending.values_mut() {
+            let acks_all = pending.acks == -1;
             for (_, parts) in &mut pending.topics {
                 for s in parts.iter_mut() {
-                    if let PartState::Duplicate {
-                        index,
-                        group: g,
-                        base_offset,
-                        end_offset,
-                    } = *s
-                    {
-                        if g == group && end_offset <= high_watermark {
+                    match *s {
+                        // A retry waits for its original to be committed,
+                        // whatever the acks level.
+                        PartState::Duplicate {
+                            index,
+                            group: g,
+                            base_offset,
+                            end_offset,
+                        } if g == group && end_offset <= high_watermark => {
                             *s = success(index, base_offset, log_start);
                         }
+                        PartState::Waiting {
+                            group: g,
+                            term,
+                            last,
+                            index,
+                            ..
+                        } if acks_all && g == group && last <= last_applied => {
+                            // An entry applied in an earlier batch cannot be
+                            // waited on: waiters are checked at every apply.
+                            let same_term =
+                                last >= first && entries[(last.0 - first.0) as usize].term == term;
+                            *s = if same_term {
+                                done(s, log_start)
+                            } else {
+                                part_error(index, ResponseError::NotLeaderOrFollower, None)
+                            };
+                        }
+                        _ => {}
                     }
-                }
-            }
-            if pending.acks != -1 {
-                continue;
-            }
-            for (_, parts) in &mut pending.topics {
-                for s in parts.iter_mut() {
-                    let PartState::Waiting {
-                        group: g,
-                        term,
-                        last,
-                        index,
-                        ..
-                    } = *s
-                    else {
-                        continue;
-                    };
-                    if g != group || last > last_applied {
-                        continue;
-                    }
-                    let same_term = if last >= first {
-                        entries[(last.0 - first.0) as usize].term == term
-                    } else {
-                        // Applied in an earlier batch we did not see this entry in:
-                        // it cannot happen, since waiters are checked at every apply.
-                        false
-                    };
-                    *s = if same_term {
-                        done(s, log_start)
-                    } else {
-                        part_error(index, ResponseError::NotLeaderOrFollower, None)
-                    };
                 }
             }
         }

@@ -231,11 +231,15 @@ impl Live {
         live
     }
 
-    /// Feeds disk completions until the disk has been quiet for a while.
+    /// Feeds disk completions until every submitted write has completed.
     fn settle(&mut self) {
-        while let Ok(event) = self.events.recv_timeout(Duration::from_millis(300)) {
-            if let LoopEvent::Wake = event {
-                self.host.on_wake(Instant::now());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.host.writes_in_flight() > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(LoopEvent::Wake) => self.host.on_wake(Instant::now()),
+                Ok(_) => {}
+                Err(_) => panic!("the disk did not finish its writes in time"),
             }
         }
         self.outputs.extend(self.host.take_outputs());

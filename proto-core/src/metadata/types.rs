@@ -12,12 +12,6 @@ use rkyv::{Archive, Deserialize, Serialize};
 #[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
 pub struct BrokerId(pub i32);
 
-impl fmt::Display for BrokerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
 /// Broker ids as `[1,2,3]`, for messages.
 pub(crate) fn id_list(ids: &[BrokerId]) -> String {
     let inner: Vec<String> = ids.iter().map(|b| b.0.to_string()).collect();
@@ -82,12 +76,6 @@ impl fmt::Display for IncarnationId {
 #[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
 pub struct MetadataOffset(pub u64);
 
-impl fmt::Display for MetadataOffset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
 /// A broker registration's epoch: the metadata offset of the `RegisterBroker`
 /// record that created it (KRaft's rule), so a newer registration always has a
 /// larger epoch and a record about an older one can be recognised as stale.
@@ -96,12 +84,6 @@ impl fmt::Display for MetadataOffset {
 )]
 #[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
 pub struct BrokerEpoch(pub u64);
-
-impl fmt::Display for BrokerEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 /// A partition's leader epoch: the Raft term of its group when the leader
 /// reported itself, so it only grows.
@@ -122,12 +104,6 @@ impl fmt::Display for BrokerEpoch {
 #[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord))]
 pub struct LeaderEpoch(pub i32);
 
-impl fmt::Display for LeaderEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
 /// The id the driver gives a request so it can route the controller's answer
 /// back to whoever asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -138,3 +114,16 @@ impl fmt::Display for RequestId {
         write!(f, "#{}", self.0)
     }
 }
+
+/// Ids that print as their bare number.
+macro_rules! display_as_number {
+    ($($t:ty),*) => {
+        $(impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        })*
+    };
+}
+
+display_as_number!(BrokerId, MetadataOffset, BrokerEpoch, LeaderEpoch);
