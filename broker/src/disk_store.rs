@@ -317,11 +317,11 @@ fn to_log_entry(e: &Entry) -> LogEntry {
 }
 
 impl LogStore for DiskStore {
-    fn create(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<()> {
+    fn create(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<Restored> {
         let root = lock(&self.inner).root.clone();
-        let (partition, _) = open_partition(&root, tp, &log_config(settings))?;
+        let (partition, restored) = open_partition(&root, tp, &log_config(settings))?;
         lock(&self.inner).partitions.insert(tp.clone(), partition);
-        Ok(())
+        Ok(restored)
     }
 
     fn delete(&mut self, tp: &TopicPartition) -> io::Result<()> {

@@ -34,10 +34,11 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     for w in cfg.warnings() {
         tracing::warn!("{w}");
     }
-    if cfg.peers.keys().any(|&id| id != cfg.node_id) {
+    let clustered = cfg.peers.keys().any(|&id| id != cfg.node_id);
+    if clustered && cfg.record_trace.is_some() {
         bail!(
-            "--peers names other nodes, but this build runs single-node only: \
-             replication between brokers is not implemented yet"
+            "--record-trace records a single node: with --peers naming other nodes the \
+             trace would also need every peer frame, which it does not record yet"
         );
     }
     if cfg.record_trace.is_some() {
@@ -89,6 +90,12 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             initial_rebalance_delay_ms: cfg.group_initial_rebalance_delay.as_millis() as u64,
             ..CoordinatorConfig::kafka_defaults(seed)
         },
+        peers: cfg
+            .peers
+            .iter()
+            .map(|(id, addr)| (id.0, addr.to_string()))
+            .collect(),
+        default_replication_factor: cfg.peers.len().min(3) as i16,
     };
     let recorder = match &cfg.record_trace {
         Some(path) => Some(
@@ -110,7 +117,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let admin = spawn_admin(cfg.admin_listen, ready.clone(), metrics.clone())
         .with_context(|| format!("--admin-listen {}: cannot bind", cfg.admin_listen))?;
-    let host = BrokerHost::new(
+    let mut host = BrokerHost::new(
         node,
         persister,
         store,
@@ -119,6 +126,9 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         cfg.max_frame_bytes as usize,
         recorder,
     );
+    if clustered {
+        host = host.with_peers(start_peers(&cfg, &handle)?);
+    }
     tracing::info!(
         node = cfg.node_id.0,
         kafka = %bound,
@@ -142,6 +152,42 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     admin.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the inter-broker transport of the configured driver, delivering
+/// into the node loop.
+fn start_peers(
+    cfg: &ServeConfig,
+    handle: &host::LoopHandle,
+) -> anyhow::Result<Box<dyn io_sync::peer::PeerSend>> {
+    use std::net::ToSocketAddrs;
+    let mut peers = std::collections::BTreeMap::new();
+    for (id, addr) in &cfg.peers {
+        let resolved = (addr.host.as_str(), addr.port)
+            .to_socket_addrs()
+            .with_context(|| format!("--peers: cannot resolve {addr}"))?
+            .next()
+            .with_context(|| format!("--peers: {addr} resolves to nothing"))?;
+        peers.insert(*id, resolved);
+    }
+    let cluster_id = proto_core::transport::ClusterId::new(cfg.cluster_id.clone())
+        .map_err(|e| anyhow::anyhow!("--cluster-id {}: {e}", cfg.cluster_id))?;
+    let config = io_sync::peer::PeerConfig::new(cfg.raft_listen, cluster_id, cfg.node_id, peers);
+    let loop_handle = handle.clone();
+    let deliver = move |event| {
+        loop_handle.send(host::LoopEvent::Peer(event));
+    };
+    let listen = cfg.raft_listen;
+    Ok(match cfg.io {
+        IoDriver::Tokio => Box::new(
+            io_tokio::peer::PeerTransport::start(config, deliver)
+                .with_context(|| format!("--raft-listen {listen}"))?,
+        ),
+        IoDriver::Sync => Box::new(
+            io_sync::peer::PeerTransport::start(config, deliver)
+                .with_context(|| format!("--raft-listen {listen}"))?,
+        ),
+    })
 }
 
 /// A trace holds inputs, not state: it can only be replayed if the node

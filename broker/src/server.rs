@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use io_sync::host::{Host, HostOutput, Slot};
+use io_sync::peer::{PeerEvent, PeerSend};
 
 use crate::disk_store::{DiskStore, Persister};
 use crate::metrics::Metrics;
@@ -37,6 +38,8 @@ pub struct BrokerHost {
     recorder: Option<Recorder>,
     /// The outputs of the input being handled, for the trace.
     digest: OutputDigest,
+    /// The transport to the other brokers, in cluster mode.
+    peers: Option<Box<dyn PeerSend>>,
 }
 
 /// What the host makes of one request frame. Shared with the replayer, so a
@@ -126,12 +129,19 @@ impl BrokerHost {
             outputs: Vec::new(),
             recorder,
             digest: OutputDigest::default(),
+            peers: None,
         };
         host.collect(Instant::now());
         if let Some(rec) = &mut host.recorder {
             rec.started(host.digest.finish());
         }
         host
+    }
+
+    /// Gives the host the transport its node's `Send` outputs go out on.
+    pub fn with_peers(mut self, peers: Box<dyn PeerSend>) -> BrokerHost {
+        self.peers = Some(peers);
+        self
     }
 
     fn ms(&self, now: Instant) -> u64 {
@@ -171,6 +181,8 @@ impl BrokerHost {
                     }
                     Output::Close { conn } => self.digest.close(*conn),
                     Output::Persist { group, tp, write } => self.digest.persist(*group, tp, write),
+                    // Recording is refused in cluster mode (serve.rs).
+                    Output::Send { .. } => {}
                 }
             }
             match out {
@@ -191,6 +203,15 @@ impl BrokerHost {
                 }
                 Output::Close { conn } => self.outputs.push(HostOutput::Close { conn }),
                 Output::Persist { group, tp, write } => self.persister.submit(group, &tp, write),
+                Output::Send { to, payload } => match &self.peers {
+                    // A full queue is backpressure: Raft resends what matters.
+                    Some(peers) => {
+                        if let Err(e) = peers.send(to, payload) {
+                            tracing::debug!(peer = %to, error = %e, "a peer frame was not queued");
+                        }
+                    }
+                    None => tracing::error!(peer = %to, "a peer frame with no transport"),
+                },
             }
         }
     }
@@ -283,6 +304,22 @@ impl Host for BrokerHost {
         }
         if let Some(rec) = &mut self.recorder {
             rec.tick(now);
+        }
+    }
+
+    fn on_peer(&mut self, now: Instant, event: PeerEvent) {
+        match event {
+            PeerEvent::Frame { from, payload } => {
+                self.step(now, Input::Peer { from, payload }, |_| None)
+            }
+            PeerEvent::Disconnected { peer } => {
+                tracing::info!(%peer, "peer link down");
+                self.step(now, Input::PeerDown { peer }, |_| None)
+            }
+            PeerEvent::Connected { peer } => tracing::info!(%peer, "peer link up"),
+            PeerEvent::Refused { addr, reason } => {
+                tracing::warn!(%addr, %reason, "a peer handshake was refused")
+            }
         }
     }
 

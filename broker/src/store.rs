@@ -12,6 +12,7 @@ use std::fmt;
 use std::io;
 
 use bytes::Bytes;
+use proto_core::raft::Restored;
 use proto_core::storage::batch::BatchHeader;
 
 /// A topic partition, as Kafka names it.
@@ -46,8 +47,10 @@ pub struct LogSettings {
 
 /// Partition storage as the request handler sees it.
 pub trait LogStore {
-    /// Creates an empty log for `tp` (or opens the existing one).
-    fn create(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<()>;
+    /// Creates an empty log for `tp`, or opens the existing one, and returns
+    /// the Raft state it holds (a cluster node hosts a partition again after
+    /// a restart this way, once the metadata log names it).
+    fn create(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<Restored>;
     /// Deletes `tp`'s log and everything on disk for it.
     fn delete(&mut self, tp: &TopicPartition) -> io::Result<()>;
     /// Applies changed settings to an existing log.

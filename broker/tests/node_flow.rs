@@ -58,6 +58,8 @@ impl Harness {
                 initial_rebalance_delay_ms: 0,
                 ..CoordinatorConfig::kafka_defaults(7)
             },
+            peers: [(1, "127.0.0.1:19092".to_string())].into(),
+            default_replication_factor: 1,
         };
         let node = Node::new(cfg, Box::new(store), recovered.table, recovered.groups).unwrap();
         let mut h = Harness {
@@ -88,6 +90,7 @@ impl Harness {
                 match out {
                     Output::Respond { reply, frame } => self.responses.push((reply, frame)),
                     Output::Close { conn } => panic!("the node closed connection {conn}"),
+                    Output::Send { to, .. } => panic!("a single node sent to {to}"),
                     Output::Persist { group, tp, write } => {
                         self.persister.submit(group, &tp, write)
                     }

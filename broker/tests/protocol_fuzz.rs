@@ -158,8 +158,12 @@ fn mutate(rng: &mut ChaCha8Rng, seeds: &[Bytes]) -> Vec<u8> {
 struct NullStore;
 
 impl LogStore for NullStore {
-    fn create(&mut self, _: &TopicPartition, _: &LogSettings) -> std::io::Result<()> {
-        Ok(())
+    fn create(
+        &mut self,
+        _: &TopicPartition,
+        _: &LogSettings,
+    ) -> std::io::Result<proto_core::raft::Restored> {
+        Ok(proto_core::raft::Restored::default())
     }
     fn delete(&mut self, _: &TopicPartition) -> std::io::Result<()> {
         Ok(())
@@ -216,6 +220,8 @@ fn node() -> Node {
             initial_rebalance_delay_ms: 0,
             ..CoordinatorConfig::kafka_defaults(1)
         },
+        peers: [(1, "127.0.0.1:19092".to_string())].into(),
+        default_replication_factor: 1,
     };
     Node::new(
         cfg,
@@ -248,6 +254,7 @@ fn handle(node: &mut Node, now_ms: u64, seq: u64, request: broker::protocol::Req
                     }
                 }
                 Output::Close { .. } => {}
+                Output::Send { .. } => panic!("a single node sent to a peer"),
                 Output::Persist { group, write, .. } => node.step(
                     now_ms,
                     Input::Persisted {

@@ -51,6 +51,9 @@ pub trait Host: Send + 'static {
     fn on_closed(&mut self, now: Instant, conn: u64);
     /// The tick interval passed.
     fn on_tick(&mut self, now: Instant);
+    /// The peer transport reported something (a frame from another broker,
+    /// a link that came up or went down).
+    fn on_peer(&mut self, now: Instant, event: crate::peer::PeerEvent);
     /// Another thread called the [`Waker`]: collect what it finished.
     fn on_wake(&mut self, now: Instant);
     /// What the host wants done, in order.
@@ -92,6 +95,8 @@ pub enum LoopEvent {
         /// The connection.
         conn: u64,
     },
+    /// The peer transport reported something.
+    Peer(crate::peer::PeerEvent),
     /// Some other thread has finished work for the host.
     Wake,
     /// Stop the loop.
@@ -197,6 +202,7 @@ fn handle<H: Host>(host: &mut H, event: LoopEvent) {
         LoopEvent::Frame { slot, frame } => host.on_frame(now, slot, frame),
         LoopEvent::Closed { conn } => host.on_closed(now, conn),
         LoopEvent::Wake => host.on_wake(now),
+        LoopEvent::Peer(event) => host.on_peer(now, event),
         LoopEvent::Shutdown => {}
     }
 }

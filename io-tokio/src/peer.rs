@@ -157,6 +157,12 @@ impl PeerTransport {
     }
 }
 
+impl io_sync::peer::PeerSend for PeerTransport {
+    fn send(&self, to: NodeId, payload: Bytes) -> Result<(), SendError> {
+        PeerTransport::send(self, to, payload)
+    }
+}
+
 impl Drop for PeerTransport {
     fn drop(&mut self) {
         self.stop();

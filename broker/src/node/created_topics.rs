@@ -78,10 +78,14 @@ impl Node {
     /// there is nothing left to wait for).
     fn led(&self, topic: &str) -> bool {
         self.table.topics.get(topic).is_none_or(|t| {
-            t.groups.iter().all(|g| {
-                self.partitions
-                    .get(&proto_core::multiraft::GroupId(*g))
-                    .is_some_and(|p| p.leader_epoch.is_some())
+            t.groups.iter().enumerate().all(|(p, g)| {
+                let tp = crate::store::TopicPartition {
+                    topic: topic.to_string(),
+                    partition: p as i32,
+                };
+                self.partition_view(&tp, proto_core::multiraft::GroupId(*g))
+                    .leader
+                    .is_some()
             })
         })
     }

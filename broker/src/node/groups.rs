@@ -87,7 +87,7 @@ pub(super) struct Groups {
     /// Settings every coordinator starts with (its seed is varied per partition).
     config: CoordinatorConfig,
     /// Partitions of the offsets topic.
-    partitions: i32,
+    pub(super) partitions: i32,
     shards: BTreeMap<i32, Shard>,
     persists: Vec<PendingPersist>,
     /// Coordinators created so far: each gets a distinct seed, so a
@@ -416,6 +416,36 @@ impl Node {
         }
     }
 
+    /// The broker coordinating the groups of offsets partition `partition`:
+    /// the partition's leader, once this node knows where it listens.
+    fn coordinator_of(&self, partition: i32) -> Option<(i32, String, i32)> {
+        if self.cluster.is_none() {
+            return self.groups.leads(partition).then(|| {
+                (
+                    self.cfg.node_id,
+                    self.cfg.advertised_host.clone(),
+                    self.cfg.advertised_port,
+                )
+            });
+        }
+        let tp = TopicPartition {
+            topic: OFFSETS_TOPIC.to_string(),
+            partition,
+        };
+        let group = self
+            .table
+            .topics
+            .get(OFFSETS_TOPIC)
+            .and_then(|t| t.groups.get(usize::try_from(partition).ok()?).copied())?;
+        let (leader, _) = self.partition_view(&tp, GroupId(group)).leader?;
+        if leader == self.cfg.node_id && !self.groups.leads(partition) {
+            // Elected, but its groups are still being loaded.
+            return None;
+        }
+        let (host, port) = self.broker_endpoint(leader)?;
+        Some((leader, host, port))
+    }
+
     /// FindCoordinator: this node for every group whose offsets partition it
     /// leads, and for transactional ids (their coordinator comes with
     /// transactions; finding it is harmless).
@@ -432,21 +462,25 @@ impl Node {
         let found: Vec<FoundCoordinator> = keys
             .into_iter()
             .map(|key| {
-                let error = match req.key_type {
-                    KEY_TYPE_GROUP if key.is_empty() => Some(ResponseError::InvalidRequest),
-                    KEY_TYPE_GROUP if !self.groups.leads(self.groups.partition_of(&key)) => {
-                        Some(ResponseError::CoordinatorNotAvailable)
-                    }
-                    KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => None,
-                    _ => Some(ResponseError::InvalidRequest),
+                let found = match req.key_type {
+                    KEY_TYPE_GROUP if key.is_empty() => Err(ResponseError::InvalidRequest),
+                    KEY_TYPE_GROUP => self
+                        .coordinator_of(self.groups.partition_of(&key))
+                        .ok_or(ResponseError::CoordinatorNotAvailable),
+                    KEY_TYPE_TRANSACTION => Ok((
+                        self.cfg.node_id,
+                        self.cfg.advertised_host.clone(),
+                        self.cfg.advertised_port,
+                    )),
+                    _ => Err(ResponseError::InvalidRequest),
                 };
                 let base = FoundCoordinator::default().with_key(key);
-                match error {
-                    None => base
-                        .with_node_id(BrokerId(self.cfg.node_id))
-                        .with_host(StrBytes::from_string(self.cfg.advertised_host.clone()))
-                        .with_port(self.cfg.advertised_port),
-                    Some(e) => base
+                match found {
+                    Ok((id, host, port)) => base
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port),
+                    Err(e) => base
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
                         .with_error_code(e.code()),

@@ -15,6 +15,8 @@ use uuid::Uuid;
 use super::Node;
 use crate::protocol::RequestHeader;
 use crate::store::TopicPartition;
+use proto_core::multiraft::GroupId;
+use proto_core::raft::{NodeId, Role};
 
 /// Metadata v1+ distinguishes "no topics" (empty list) from "all" (null); v0
 /// used an empty list for all.
@@ -54,6 +56,19 @@ impl Node {
                             .with_topic_id(id)
                             .with_error_code(ResponseError::UnknownTopicId.code()),
                         Some(n) => {
+                            if allow_create
+                                && !self.table.topics.contains_key(&n)
+                                && self.cluster.is_some()
+                            {
+                                if let Some(why) = proto_core::metadata::invalid_topic_name(&n) {
+                                    tracing::debug!(topic = %n, %why, "not auto-creating");
+                                } else {
+                                    self.cluster_auto_create(&n);
+                                    return MetadataResponseTopic::default()
+                                        .with_name(Some(TopicName(StrBytes::from_string(n))))
+                                        .with_error_code(ResponseError::LeaderNotAvailable.code());
+                                }
+                            }
                             if allow_create && !self.table.topics.contains_key(&n) {
                                 let partitions = self.cfg.default_partitions;
                                 let config = self.cfg.topic_defaults.clone();
@@ -70,15 +85,112 @@ impl Node {
                 })
                 .collect(),
         };
+        let brokers = self
+            .brokers()
+            .into_iter()
+            .map(|b| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(b.host))
+                    .with_port(b.port)
+                    .with_rack(b.rack.map(StrBytes::from_string))
+            })
+            .collect();
         MetadataResponse::default()
-            .with_brokers(vec![MetadataResponseBroker::default()
-                .with_node_id(BrokerId(self.cfg.node_id))
-                .with_host(StrBytes::from_string(self.cfg.advertised_host.clone()))
-                .with_port(self.cfg.advertised_port)
-                .with_rack(self.cfg.rack.clone().map(StrBytes::from_string))])
+            .with_brokers(brokers)
             .with_cluster_id(Some(StrBytes::from_string(self.cfg.cluster_id.clone())))
-            .with_controller_id(BrokerId(self.cfg.node_id))
+            .with_controller_id(BrokerId(self.controller_id()))
             .with_topics(topics)
+    }
+
+    /// Every broker clients may be sent to: this one alone, or every
+    /// registered broker of the cluster (this one always included).
+    fn brokers(&self) -> Vec<BrokerView> {
+        let me = BrokerView {
+            id: self.cfg.node_id,
+            host: self.cfg.advertised_host.clone(),
+            port: self.cfg.advertised_port,
+            rack: self.cfg.rack.clone(),
+        };
+        let Some(cluster) = &self.cluster else {
+            return vec![me];
+        };
+        let mut out: Vec<BrokerView> = cluster
+            .image()
+            .brokers()
+            .filter(|b| b.id.0 != self.cfg.node_id)
+            .map(|b| BrokerView {
+                id: b.id.0,
+                host: b.kafka_host.clone(),
+                port: i32::from(b.kafka_port),
+                rack: b.rack.clone(),
+            })
+            .collect();
+        out.push(me);
+        out.sort_by_key(|b| b.id);
+        out
+    }
+
+    /// The controller's id as Metadata reports it (-1: none known).
+    fn controller_id(&self) -> i32 {
+        match &self.cluster {
+            None => self.cfg.node_id,
+            Some(c) => c.controller_id().map_or(-1, |n| n.0 as i32),
+        }
+    }
+
+    /// Who leads `tp` (Raft group `group`) and who replicates it, as this
+    /// node knows: its own Raft group if it hosts one, else the image.
+    pub(super) fn partition_view(&self, tp: &TopicPartition, group: GroupId) -> PartitionView {
+        let me = self.cfg.node_id;
+        let Some(cluster) = &self.cluster else {
+            let epoch = self.partitions.get(&group).and_then(|p| p.leader_epoch);
+            return PartitionView {
+                leader: epoch.map(|e| (me, e)),
+                replicas: vec![me],
+                isr: vec![me],
+            };
+        };
+        let image = self.table.topics.get(&tp.topic).and_then(|t| {
+            cluster
+                .image()
+                .partition(proto_core::metadata::TopicId(t.id), tp.partition)
+        });
+        let ids = |v: &[proto_core::metadata::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+        let replicas = image.map(|p| ids(&p.replicas)).unwrap_or_default();
+        let image_isr = image.map(|p| ids(&p.isr)).unwrap_or_default();
+        let Some(raft) = self.raft.group(group) else {
+            return PartitionView {
+                leader: image.and_then(|p| p.leader.map(|l| (l.0, p.leader_epoch.0))),
+                replicas,
+                isr: image_isr,
+            };
+        };
+        let epoch = raft.term().0.min(i32::MAX as u64) as i32;
+        let leader = raft.leader().map(|l| (l.0 as i32, epoch));
+        let isr = if raft.role() == Role::Leader {
+            // In sync: the leader, and followers that have everything
+            // committed (the high watermark).
+            let commit = raft.log().commit();
+            let mut isr: Vec<i32> = raft
+                .progress()
+                .iter()
+                .filter(|(id, p)| **id == NodeId(me as u64) || p.matched >= commit)
+                .map(|(id, _)| id.0 as i32)
+                .collect();
+            if !isr.contains(&me) {
+                isr.push(me);
+            }
+            isr.sort_unstable();
+            isr
+        } else {
+            image_isr
+        };
+        PartitionView {
+            leader,
+            replicas,
+            isr,
+        }
     }
 
     fn topic_metadata(&self, name: &str) -> MetadataResponseTopic {
@@ -88,24 +200,22 @@ impl Node {
                 .with_name(topic_name)
                 .with_error_code(ResponseError::UnknownTopicOrPartition.code());
         };
-        let me = BrokerId(self.cfg.node_id);
         let partitions = (0..topic.partitions)
             .map(|p| {
                 let tp = TopicPartition {
                     topic: name.to_string(),
                     partition: p,
                 };
-                let epoch = self
-                    .by_name
-                    .get(&tp)
-                    .and_then(|g| self.partitions.get(g))
-                    .and_then(|p| p.leader_epoch);
+                let group = GroupId(topic.groups.get(p as usize).copied().unwrap_or(u64::MAX));
+                let view = self.partition_view(&tp, group);
                 let base = MetadataResponsePartition::default()
                     .with_partition_index(p)
-                    .with_replica_nodes(vec![me])
-                    .with_isr_nodes(vec![me]);
-                match epoch {
-                    Some(e) => base.with_leader_id(me).with_leader_epoch(e),
+                    .with_replica_nodes(view.replicas.into_iter().map(BrokerId).collect())
+                    .with_isr_nodes(view.isr.into_iter().map(BrokerId).collect());
+                match view.leader {
+                    Some((leader, epoch)) => base
+                        .with_leader_id(BrokerId(leader))
+                        .with_leader_epoch(epoch),
                     None => base
                         .with_leader_id(BrokerId(-1))
                         .with_error_code(ResponseError::LeaderNotAvailable.code()),
@@ -120,13 +230,38 @@ impl Node {
     }
 
     pub(super) fn describe_cluster(&self) -> DescribeClusterResponse {
+        let brokers = self
+            .brokers()
+            .into_iter()
+            .map(|b| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(b.host))
+                    .with_port(b.port)
+                    .with_rack(b.rack.map(StrBytes::from_string))
+            })
+            .collect();
         DescribeClusterResponse::default()
             .with_cluster_id(StrBytes::from_string(self.cfg.cluster_id.clone()))
-            .with_controller_id(BrokerId(self.cfg.node_id))
-            .with_brokers(vec![DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(self.cfg.node_id))
-                .with_host(StrBytes::from_string(self.cfg.advertised_host.clone()))
-                .with_port(self.cfg.advertised_port)
-                .with_rack(self.cfg.rack.clone().map(StrBytes::from_string))])
+            .with_controller_id(BrokerId(self.controller_id()))
+            .with_brokers(brokers)
     }
+}
+
+/// A broker as Metadata and DescribeCluster list it.
+struct BrokerView {
+    id: i32,
+    host: String,
+    port: i32,
+    rack: Option<String>,
+}
+
+/// A partition's leadership as this node knows it.
+pub(super) struct PartitionView {
+    /// The leader and its epoch.
+    pub(super) leader: Option<(i32, i32)>,
+    /// The replica set.
+    pub(super) replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub(super) isr: Vec<i32>,
 }

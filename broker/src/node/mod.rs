@@ -11,6 +11,7 @@
 //! [`LogStore`] directly.
 
 mod admin;
+pub mod cluster;
 mod created_topics;
 mod fetch;
 mod fetch_session;
@@ -84,6 +85,19 @@ pub enum Input {
         /// The write's sequence number.
         seq: u64,
     },
+    /// A frame from another broker, whose identity the transport's
+    /// handshake established.
+    Peer {
+        /// The sending broker.
+        from: NodeId,
+        /// The frame's payload, not yet validated.
+        payload: Bytes,
+    },
+    /// The transport lost its link to a broker.
+    PeerDown {
+        /// The broker.
+        peer: NodeId,
+    },
     /// A [`Output::Persist`] write failed; the partition can take no more writes.
     PersistFailed {
         /// The group whose write failed.
@@ -104,6 +118,14 @@ pub enum Output {
         reply: ReplyId,
         /// The encoded response.
         frame: Option<Bytes>,
+    },
+    /// Send `payload` to another broker over the peer transport. Delivery
+    /// may fail; Raft and the senders of control messages retry.
+    Send {
+        /// The broker.
+        to: NodeId,
+        /// The frame's payload.
+        payload: Bytes,
     },
     /// Close the connection: its byte stream can no longer be trusted.
     Close {
@@ -149,6 +171,11 @@ pub struct NodeConfig {
     pub offsets_partitions: i32,
     /// The group coordinators' settings.
     pub coordinator: CoordinatorConfig,
+    /// Every metadata voter's node id and Raft address, this node included;
+    /// with other nodes in it the node runs in cluster mode.
+    pub peers: BTreeMap<u64, String>,
+    /// Replicas of a topic created without a replication factor.
+    pub default_replication_factor: i16,
 }
 
 /// A hosted partition's bookkeeping.
@@ -179,6 +206,28 @@ const COMPACT_EVERY: u64 = 1024;
 /// the entry count: with large batches the entry bound alone would let the
 /// in-memory copy grow to gigabytes.
 const COMPACT_EVERY_BYTES: u64 = 4 << 20;
+
+/// Entries a cluster node keeps in its Raft log for followers that lag (see
+/// [`Node::compaction_bound`]).
+const KEEP_FOR_FOLLOWERS: u64 = 8192;
+
+/// The offset after the last record batch in the Raft log, if it holds one:
+/// where a new leader's next record goes (its log may hold entries the disk
+/// has not written yet).
+fn log_end_offset(log: &raft::RaftLog) -> Option<i64> {
+    let mut i = log.last_index();
+    while i >= log.first_index() && i.0 > 0 {
+        if let Some(Entry {
+            payload: Payload::Normal(b),
+            ..
+        }) = log.entry(i)
+        {
+            return produce::batch_end_offset(b);
+        }
+        i = LogIndex(i.0 - 1);
+    }
+    None
+}
 
 /// How long an idempotent producer's state outlives its newest batch:
 /// Kafka's `producer.id.expiration.ms` default, a day.
@@ -212,6 +261,8 @@ pub struct Node {
     client_hosts: BTreeMap<u64, String>,
     /// CreateTopics answers waiting for their partitions' leaders.
     parked_creates: Vec<created_topics::ParkedCreate>,
+    /// Cluster mode's state; `None` on a single node.
+    cluster: Option<cluster::Cluster>,
 }
 
 /// A partition's durable Raft state, read back by the driver at start.
@@ -230,6 +281,15 @@ impl Node {
         mcfg.liveness_timeout_ticks = 20;
         let raft = MultiRaft::new(mcfg).map_err(|e| e.to_string())?;
         let groups = groups::Groups::new(cfg.coordinator.clone(), cfg.offsets_partitions);
+        let me = cfg.node_id as u64;
+        let cluster = cfg.peers.keys().any(|&id| id != me).then(|| {
+            let peers = cfg
+                .peers
+                .iter()
+                .map(|(id, addr)| (NodeId(*id), addr.clone()))
+                .collect();
+            cluster::Cluster::new(peers, u128::from(cfg.seed) << 64 | u128::from(me))
+        });
         let mut node = Node {
             // Before `cfg` moves in.
             fetch_sessions: fetch_session::FetchSessionCache::new(cfg.seed),
@@ -251,7 +311,14 @@ impl Node {
             group_requests: group_requests::GroupRequests::default(),
             client_hosts: BTreeMap::new(),
             parked_creates: Vec::new(),
+            cluster,
         };
+        if node.cluster.is_some() {
+            // The metadata log says what to host; the topic table is rebuilt
+            // from it as it is applied.
+            node.host_metadata_group()?;
+            return Ok(node);
+        }
         let topics: Vec<(String, Vec<u64>)> = node
             .table
             .topics
@@ -282,7 +349,11 @@ impl Node {
 
     /// Takes what the node wants done, in order.
     pub fn take_outputs(&mut self) -> Vec<Output> {
-        std::mem::take(&mut self.outputs)
+        if self.cluster.is_some() {
+            self.raft_step(multiraft::Event::Flush);
+        }
+        let outputs = std::mem::take(&mut self.outputs);
+        self.route_forwarded(outputs)
     }
 
     /// Milliseconds per Raft tick, for the driver's timer.
@@ -318,6 +389,12 @@ impl Node {
                 }
             }
             Input::PersistFailed { group, error } => self.persist_failed(group, error),
+            Input::Peer { from, payload } => self.peer_frame(from, &payload),
+            Input::PeerDown { peer } => {
+                if self.cluster.is_some() {
+                    self.raft_step(multiraft::Event::PeerUnreachable { peer });
+                }
+            }
         }
     }
 
@@ -351,6 +428,16 @@ impl Node {
             RequestKind::Fetch(r) => self.fetch(reply, &header, r),
             RequestKind::ListOffsets(r) => {
                 Some(ResponseKind::ListOffsets(self.list_offsets(&header, r)))
+            }
+            body @ (RequestKind::CreateTopics(_)
+            | RequestKind::DeleteTopics(_)
+            | RequestKind::CreatePartitions(_)
+            | RequestKind::AlterConfigs(_)
+            | RequestKind::IncrementalAlterConfigs(_))
+                if self.cluster.is_some() =>
+            {
+                self.cluster_admin(reply, Request { header, body });
+                return;
             }
             RequestKind::CreateTopics(r) => {
                 let timeout_ms = r.timeout_ms;
@@ -426,6 +513,7 @@ impl Node {
         self.expire_fetches();
         self.groups_tick();
         self.expire_producers();
+        self.cluster_tick();
         self.answer_led_creates();
     }
 
@@ -448,12 +536,25 @@ impl Node {
         Restored::fresh([NodeId(self.cfg.node_id as u64)])
     }
 
-    /// Starts hosting `tp` as group `group`.
+    /// Starts hosting `tp` as group `group`, a single node's only voter.
     fn host(
         &mut self,
         group: GroupId,
         tp: TopicPartition,
         restored: Restored,
+    ) -> Result<(), String> {
+        // One voter: no one else can win, so there is no point waiting.
+        self.host_group(group, tp, restored, true)
+    }
+
+    /// Starts hosting `tp` as group `group`; `campaign` starts an election
+    /// at once instead of after an election timeout.
+    fn host_group(
+        &mut self,
+        group: GroupId,
+        tp: TopicPartition,
+        restored: Restored,
+        campaign: bool,
     ) -> Result<(), String> {
         let mut config = Config::new(NodeId(self.cfg.node_id as u64));
         config.seed = self.cfg.seed ^ group.0;
@@ -492,12 +593,15 @@ impl Node {
                 producers,
             },
         );
-        self.by_name.insert(tp, group);
-        // One voter: no one else can win, so there is no point waiting.
-        self.raft_step(multiraft::Event::Group {
-            group,
-            event: raft::Event::Campaign,
-        });
+        if group != cluster::METADATA_GROUP {
+            self.by_name.insert(tp, group);
+        }
+        if campaign {
+            self.raft_step(multiraft::Event::Group {
+                group,
+                event: raft::Event::Campaign,
+            });
+        }
         Ok(())
     }
 
@@ -542,24 +646,42 @@ impl Node {
                 }
                 None
             }
+            Action::Apply { group, entries } if group == cluster::METADATA_GROUP => {
+                self.metadata_applied(&entries);
+                None
+            }
             Action::Apply { group, entries } => {
                 self.applied(group, &entries);
                 None
             }
             Action::RoleChanged {
-                group, role, term, ..
+                group,
+                role,
+                term,
+                leader,
             } => {
                 self.role_changed(group, role, term.0);
+                if group == cluster::METADATA_GROUP {
+                    self.metadata_role_changed(role, leader);
+                }
                 None
             }
             Action::Proposed { .. } => Some(action),
-            // Peers and snapshots from leaders arrive with the cluster; reads
-            // are served from the high watermark.
-            Action::Send { .. }
-            | Action::ApplySnapshot { .. }
-            | Action::ReadReady { .. }
-            | Action::ReadAborted { .. }
-            | Action::PeerLiveness { .. } => None,
+            Action::Send { to, batch } => {
+                self.outputs.push(Output::Send {
+                    to,
+                    payload: cluster::wire::encode_raft(&batch),
+                });
+                None
+            }
+            Action::ApplySnapshot { group, .. } => {
+                self.snapshot_received(group);
+                None
+            }
+            // Reads are served from the high watermark.
+            Action::ReadReady { .. } | Action::ReadAborted { .. } | Action::PeerLiveness { .. } => {
+                None
+            }
         }
     }
 
@@ -569,7 +691,12 @@ impl Node {
         };
         if role == Role::Leader {
             p.leader_epoch = Some(term.min(i32::MAX as u64) as i32);
-            p.next_offset = p.next_offset.max(self.store.next_offset(&p.tp));
+            let end = self
+                .raft
+                .group(group)
+                .and_then(|r| log_end_offset(r.log()))
+                .unwrap_or_else(|| self.store.next_offset(&p.tp));
+            p.next_offset = end;
         } else {
             p.leader_epoch = None;
             self.fail_waiters(group, kafka_protocol::ResponseError::NotLeaderOrFollower);
@@ -613,9 +740,12 @@ impl Node {
         self.wake_fetches();
     }
 
-    /// Drops the Raft log's copy of entries up to `index`: the segment files
-    /// hold them, and with one voter no follower can need them.
+    /// Drops the Raft log's copy of entries up to `index` (or less, see
+    /// [`Node::compaction_bound`]): the segment files hold them.
     fn compact(&mut self, group: GroupId, index: LogIndex) {
+        let Some(index) = self.compaction_bound(group, index) else {
+            return;
+        };
         if let Some(p) = self.partitions.get_mut(&group) {
             p.applied_since_compact = 0;
             p.applied_bytes_since_compact = 0;
@@ -627,6 +757,54 @@ impl Node {
                 data: Bytes::new(),
             },
         });
+    }
+
+    /// How far `group`'s Raft log may be compacted when `applied` is
+    /// applied. On one node, all of it. In a cluster a follower that needs a
+    /// compacted entry would need a snapshot, and a partition's snapshot
+    /// (its segment data) cannot be sent yet; so a leader keeps what its
+    /// slowest follower has not matched, up to [`KEEP_FOR_FOLLOWERS`]
+    /// entries, and a follower (which may lead next) keeps that many too.
+    /// The metadata log is never compacted: it is small and every node
+    /// rebuilds its image from it.
+    fn compaction_bound(&self, group: GroupId, applied: LogIndex) -> Option<LogIndex> {
+        if self.cluster.is_none() {
+            return Some(applied);
+        }
+        if group == cluster::METADATA_GROUP {
+            return None;
+        }
+        let raft = self.raft.group(group)?;
+        let floor = LogIndex(applied.0.saturating_sub(KEEP_FOR_FOLLOWERS));
+        let bound = if raft.role() == Role::Leader {
+            let slowest = raft
+                .progress()
+                .iter()
+                .filter(|(id, _)| **id != raft.id())
+                .map(|(_, p)| p.matched)
+                .min()
+                .unwrap_or(applied);
+            slowest.max(floor).min(applied)
+        } else {
+            floor
+        };
+        (bound > raft.log().snapshot_last().index).then_some(bound)
+    }
+
+    /// A partition's leader sent a snapshot: its log was compacted past
+    /// what this replica has. The snapshot carries no segment data, so the
+    /// replica now has a hole; it refuses writes rather than serve it.
+    fn snapshot_received(&mut self, group: GroupId) {
+        if group == cluster::METADATA_GROUP {
+            tracing::error!("the metadata group received a snapshot, which it never sends");
+            return;
+        }
+        self.persist_failed(
+            group,
+            "the leader compacted entries this replica lacks; it needs a data transfer, \
+             which is not built yet"
+                .to_string(),
+        );
     }
 
     fn persist_failed(&mut self, group: GroupId, error: String) {

@@ -5,7 +5,10 @@
 //! reserves ids a block at a time by moving the topic table's
 //! `next_producer_id` forward and saving the table before it answers with any
 //! id of the block (Kafka's `ProducerIdManager` does the same with blocks in
-//! ZooKeeper or KRaft). A restart skips what was left of the block.
+//! ZooKeeper or KRaft). A restart skips what was left of the block. In a
+//! cluster the blocks come from the controller (KRaft's AllocateProducerIds):
+//! while a node waits for one, InitProducerId is refused with a retriable
+//! error.
 
 use std::ops::Range;
 
@@ -20,6 +23,13 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 /// The ids of the reserved block not handed out yet.
 #[derive(Debug, Default)]
 pub(super) struct ProducerIds(Range<i64>);
+
+impl ProducerIds {
+    /// The block `first .. first + len` the controller gave this node.
+    pub(super) fn block(first: i64, len: i64) -> ProducerIds {
+        ProducerIds(first..first.saturating_add(len))
+    }
+}
 
 impl Node {
     pub(super) fn init_producer_id(
@@ -46,6 +56,9 @@ impl Node {
             Ok(id) => InitProducerIdResponse::default()
                 .with_producer_id(id.into())
                 .with_producer_epoch(0),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                refuse(ResponseError::CoordinatorLoadInProgress)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot reserve producer ids");
                 refuse(ResponseError::CoordinatorNotAvailable)
@@ -54,6 +67,13 @@ impl Node {
     }
 
     fn next_producer_id(&mut self) -> std::io::Result<i64> {
+        if self.producer_ids.0.is_empty() && self.cluster.is_some() {
+            self.request_producer_ids();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "waiting for a block of producer ids from the controller",
+            ));
+        }
         if self.producer_ids.0.is_empty() {
             let start = self.table.next_producer_id.max(0);
             let end = start + PRODUCER_ID_BLOCK;

@@ -186,6 +186,34 @@ pub fn decode_request(frame: Bytes) -> Result<Request, DecodeError> {
     })
 }
 
+/// Encodes `request` as a frame without its size prefix, the form
+/// [`decode_request`] reads: how a broker forwards a request it received to
+/// the broker that must handle it.
+pub fn encode_request(request: &Request) -> Result<Bytes, EncodeError> {
+    let header = &request.header;
+    let failed = |reason: String| EncodeError {
+        api_key: header.api_key,
+        api_version: header.api_version,
+        reason,
+    };
+    let mut out = BytesMut::with_capacity(256);
+    WireRequestHeader::default()
+        .with_request_api_key(header.api_key as i16)
+        .with_request_api_version(header.api_version)
+        .with_correlation_id(header.correlation_id)
+        .with_client_id(header.client_id.clone())
+        .encode(
+            &mut out,
+            header.api_key.request_header_version(header.api_version),
+        )
+        .map_err(|e| failed(format!("header: {e:#}")))?;
+    request
+        .body
+        .encode(&mut out, header.api_version)
+        .map_err(|e| failed(format!("{e:#}")))?;
+    Ok(out.freeze())
+}
+
 /// Encodes `body` as the response to the request with `header`: the whole
 /// frame, size prefix included.
 ///

@@ -10,8 +10,8 @@ mod guard;
 pub mod versions;
 
 pub use codec::{
-    api_versions_response, decode_request, encode_response, DecodeError, EncodeError, Request,
-    RequestHeader,
+    api_versions_response, decode_request, encode_request, encode_response, DecodeError,
+    EncodeError, Request, RequestHeader,
 };
 pub use fit::fit_to_version;
 pub use io_sync::frame::{next_frame, FrameError, DEFAULT_MAX_FRAME_BYTES};

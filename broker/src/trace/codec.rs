@@ -480,6 +480,8 @@ fn encode_node_config(e: &mut Enc<'_>, cfg: &NodeConfig) {
         seed,
         offsets_partitions,
         coordinator,
+        peers,
+        default_replication_factor,
     } = cfg;
     e.i32(*node_id);
     e.str(advertised_host);
@@ -533,6 +535,12 @@ fn encode_node_config(e: &mut Enc<'_>, cfg: &NodeConfig) {
     e.u64(*max_group_size as u64);
     e.u64(*max_metadata_bytes as u64);
     e.u64(*coordinator_seed);
+    e.u64(peers.len() as u64);
+    for (id, addr) in peers {
+        e.u64(*id);
+        e.str(addr);
+    }
+    e.i32(i32::from(*default_replication_factor));
 }
 
 fn decode_node_config(d: &mut Dec) -> Result<NodeConfig, String> {
@@ -565,5 +573,15 @@ fn decode_node_config(d: &mut Dec) -> Result<NodeConfig, String> {
             max_metadata_bytes: d.u64()? as usize,
             seed: d.u64()?,
         },
+        peers: {
+            let n = d.u64()?;
+            let mut peers = std::collections::BTreeMap::new();
+            for _ in 0..n {
+                peers.insert(d.u64()?, d.str()?);
+            }
+            peers
+        },
+        default_replication_factor: i16::try_from(d.i32()?)
+            .map_err(|_| "replication factor out of range".to_string())?,
     })
 }

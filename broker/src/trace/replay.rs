@@ -456,6 +456,9 @@ impl Replayer {
                     self.digest.close(conn);
                     self.described.push(format!("close conn {conn}"));
                 }
+                // Traces are single-node (serve.rs refuses to record a
+                // cluster node), so nothing is sent to peers.
+                Output::Send { to, .. } => self.described.push(format!("send to {to}")),
                 Output::Persist { group, tp, write } => {
                     report.persists += 1;
                     self.digest.persist(group, &tp, &write);

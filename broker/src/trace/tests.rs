@@ -42,6 +42,8 @@ fn node_config() -> NodeConfig {
             initial_rebalance_delay_ms: 0,
             ..CoordinatorConfig::kafka_defaults(0x5eed)
         },
+        peers: [(1, "127.0.0.1:19092".to_string())].into(),
+        default_replication_factor: 1,
     }
 }
 

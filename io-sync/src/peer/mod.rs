@@ -62,6 +62,19 @@ pub const READ_CHUNK: usize = 64 * 1024;
 /// system call.
 pub const WRITE_BUFFER: usize = 64 * 1024;
 
+/// What a node loop's host needs of a running transport, whichever driver
+/// runs it: a cluster may mix drivers, and the host does not care which.
+pub trait PeerSend: Send {
+    /// Queues `payload` for `to` (see [`PeerTransport::send`]).
+    fn send(&self, to: NodeId, payload: Bytes) -> Result<(), SendError>;
+}
+
+impl PeerSend for PeerTransport {
+    fn send(&self, to: NodeId, payload: Bytes) -> Result<(), SendError> {
+        PeerTransport::send(self, to, payload)
+    }
+}
+
 /// A running blocking peer transport. Dropping it shuts it down too.
 pub struct PeerTransport {
     local_addr: SocketAddr,
