@@ -115,6 +115,7 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     connections: AtomicI64,
+    isr_shrinks: AtomicU64,
     partitions: RwLock<BTreeMap<(String, i32), AtomicU64>>,
     raft: RwLock<BTreeMap<String, RaftGauges>>,
 }
@@ -134,6 +135,7 @@ impl Metrics {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             connections: AtomicI64::new(0),
+            isr_shrinks: AtomicU64::new(0),
             partitions: RwLock::new(BTreeMap::new()),
             raft: RwLock::new(BTreeMap::new()),
         }
@@ -202,6 +204,12 @@ impl Metrics {
         store(write(&self.raft).entry(group.to_string()).or_default());
     }
 
+    /// Sets `chronik_isr_shrinks_total`: replicas dropped from the ISR of
+    /// partitions this node leads, since start.
+    pub fn set_isr_shrinks(&self, n: u64) {
+        self.isr_shrinks.store(n, Relaxed);
+    }
+
     /// Drops the Raft series of a group this node no longer hosts.
     pub fn remove_raft(&self, group: &str) {
         write(&self.raft).remove(group);
@@ -260,6 +268,11 @@ impl Metrics {
                 "chronik_bytes_out_total",
                 "Bytes of Kafka responses sent.",
                 &self.bytes_out,
+            ),
+            (
+                "chronik_isr_shrinks_total",
+                "Replicas dropped from the ISR of partitions this node leads.",
+                &self.isr_shrinks,
             ),
         ] {
             header(&mut out, name, "counter", help);

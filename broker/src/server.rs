@@ -218,6 +218,7 @@ impl BrokerHost {
 
     fn housekeeping(&mut self, wall_ms: i64) {
         self.store.housekeeping(wall_ms);
+        self.metrics.set_isr_shrinks(self.node.isr_shrinks());
         for (tp, term, commit, leader) in self.node.raft_status() {
             let size = self.store.size_of(&tp);
             self.metrics

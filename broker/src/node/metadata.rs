@@ -16,7 +16,7 @@ use super::Node;
 use crate::protocol::RequestHeader;
 use crate::store::TopicPartition;
 use proto_core::multiraft::GroupId;
-use proto_core::raft::{NodeId, Role};
+use proto_core::raft::Role;
 
 /// Metadata v1+ distinguishes "no topics" (empty list) from "all" (null); v0
 /// used an empty list for all.
@@ -168,23 +168,9 @@ impl Node {
         };
         let epoch = raft.term().0.min(i32::MAX as u64) as i32;
         let leader = raft.leader().map(|l| (l.0 as i32, epoch));
-        let isr = if raft.role() == Role::Leader {
-            // In sync: the leader, and followers that have everything
-            // committed (the high watermark).
-            let commit = raft.log().commit();
-            let mut isr: Vec<i32> = raft
-                .progress()
-                .iter()
-                .filter(|(id, p)| **id == NodeId(me as u64) || p.matched >= commit)
-                .map(|(id, _)| id.0 as i32)
-                .collect();
-            if !isr.contains(&me) {
-                isr.push(me);
-            }
-            isr.sort_unstable();
-            isr
-        } else {
-            image_isr
+        let isr = match self.led_isr(group) {
+            Some(isr) if raft.role() == Role::Leader => isr.iter().map(|n| n.0 as i32).collect(),
+            _ => image_isr,
         };
         PartitionView {
             leader,

@@ -196,6 +196,8 @@ struct Partition {
     failed: Option<String>,
     /// Idempotent producers' sequences and epochs, rebuilt from the log.
     producers: ProducerStates,
+    /// The ISR tracker, while this node leads the partition in a cluster.
+    isr: Option<cluster::isr::PartitionIsr>,
 }
 
 /// Applied entries after which the in-memory Raft log is compacted: the data
@@ -227,6 +229,16 @@ fn log_end_offset(log: &raft::RaftLog) -> Option<i64> {
         i = LogIndex(i.0 - 1);
     }
     None
+}
+
+/// Counts an entry's record batch in its producer's state (duplicate
+/// detection), if it has one.
+fn record_producer(producers: &mut ProducerStates, e: &Entry) {
+    if let Payload::Normal(data) = &e.payload {
+        if let Ok(h) = proto_core::storage::batch::BatchHeader::parse(data) {
+            producers.record(&h);
+        }
+    }
 }
 
 /// How long an idempotent producer's state outlives its newest batch:
@@ -263,6 +275,8 @@ pub struct Node {
     parked_creates: Vec<created_topics::ParkedCreate>,
     /// Cluster mode's state; `None` on a single node.
     cluster: Option<cluster::Cluster>,
+    /// Replicas the ISR trackers of this node dropped, since start.
+    isr_shrinks: u64,
 }
 
 /// A partition's durable Raft state, read back by the driver at start.
@@ -278,11 +292,16 @@ impl Node {
         mut restored: RestoredGroups,
     ) -> Result<Node, String> {
         let mut mcfg = MultiConfig::new(NodeId(cfg.node_id as u64));
-        mcfg.liveness_timeout_ticks = 20;
+        let me = cfg.node_id as u64;
+        let clustered = cfg.peers.keys().any(|&id| id != me);
+        mcfg.liveness_timeout_ticks = if clustered {
+            2 * cluster::ELECTION_TICKS
+        } else {
+            20
+        };
         let raft = MultiRaft::new(mcfg).map_err(|e| e.to_string())?;
         let groups = groups::Groups::new(cfg.coordinator.clone(), cfg.offsets_partitions);
-        let me = cfg.node_id as u64;
-        let cluster = cfg.peers.keys().any(|&id| id != me).then(|| {
+        let cluster = clustered.then(|| {
             let peers = cfg
                 .peers
                 .iter()
@@ -312,6 +331,7 @@ impl Node {
             client_hosts: BTreeMap::new(),
             parked_creates: Vec::new(),
             cluster,
+            isr_shrinks: 0,
         };
         if node.cluster.is_some() {
             // The metadata log says what to host; the topic table is rebuilt
@@ -396,6 +416,11 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Replicas this node's ISR trackers dropped since start, for metrics.
+    pub fn isr_shrinks(&self) -> u64 {
+        self.isr_shrinks
     }
 
     /// The current role, term and commit index of every group, for metrics.
@@ -559,6 +584,9 @@ impl Node {
         let mut config = Config::new(NodeId(self.cfg.node_id as u64));
         config.seed = self.cfg.seed ^ group.0;
         config.quiesce = true;
+        if self.cluster.is_some() {
+            config.election_ticks = cluster::ELECTION_TICKS;
+        }
         let next_offset = self.store.next_offset(&tp);
         // Entries the snapshot marker covers are committed and will not be
         // applied again: the high watermark starts after them.
@@ -591,6 +619,7 @@ impl Node {
                 applied_bytes_since_compact: 0,
                 failed: None,
                 producers,
+                isr: None,
             },
         );
         if group != cluster::METADATA_GROUP {
@@ -668,10 +697,11 @@ impl Node {
             }
             Action::Proposed { .. } => Some(action),
             Action::Send { to, batch } => {
-                self.outputs.push(Output::Send {
-                    to,
-                    payload: cluster::wire::encode_raft(&batch),
-                });
+                for payload in
+                    cluster::wire::encode_raft_frames(batch, cluster::wire::MAX_PEER_FRAME)
+                {
+                    self.outputs.push(Output::Send { to, payload });
+                }
                 None
             }
             Action::ApplySnapshot { group, .. } => {
@@ -689,6 +719,7 @@ impl Node {
         let Some(p) = self.partitions.get_mut(&group) else {
             return;
         };
+        let was_leader = p.leader_epoch.is_some();
         if role == Role::Leader {
             p.leader_epoch = Some(term.min(i32::MAX as u64) as i32);
             let end = self
@@ -697,12 +728,27 @@ impl Node {
                 .and_then(|r| log_end_offset(r.log()))
                 .unwrap_or_else(|| self.store.next_offset(&p.tp));
             p.next_offset = end;
+            if !was_leader {
+                // Entries past the applied index were written by the old
+                // leader and will be committed in this term: their batches
+                // count for duplicate detection from now on.
+                if let Some(raft) = self.raft.group(group) {
+                    let log = raft.log();
+                    for e in log.slice(log.applied(), log.last_index()) {
+                        record_producer(&mut p.producers, &e);
+                    }
+                }
+            }
         } else {
             p.leader_epoch = None;
+            p.isr = None;
             self.fail_waiters(group, kafka_protocol::ResponseError::NotLeaderOrFollower);
         }
         self.groups_role_changed(group, role == Role::Leader);
         if role == Role::Leader {
+            if !was_leader && self.cluster.is_some() && group != cluster::METADATA_GROUP {
+                self.isr_became_leader(group);
+            }
             self.answer_led_creates();
         }
     }
@@ -712,7 +758,12 @@ impl Node {
         let Some(p) = self.partitions.get_mut(&group) else {
             return;
         };
+        let following = p.leader_epoch.is_none();
         for e in entries {
+            if following {
+                // A leader recorded its batches when it proposed them.
+                record_producer(&mut p.producers, e);
+            }
             if let Payload::Normal(batch) = &e.payload {
                 if let Some(end) = produce::batch_end_offset(batch) {
                     p.high_watermark = p.high_watermark.max(end);

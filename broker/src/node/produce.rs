@@ -131,7 +131,7 @@ impl Node {
                         Some("transactions are not supported yet".into()),
                     )
                 } else {
-                    self.produce_partition(&t.name.0, p.index, p.records)
+                    self.produce_partition(&t.name.0, p.index, p.records, acks)
                 };
                 parts.push(state);
             }
@@ -171,7 +171,13 @@ impl Node {
     }
 
     /// Validates and proposes one partition's records.
-    fn produce_partition(&mut self, topic: &str, index: i32, records: Option<Bytes>) -> PartState {
+    fn produce_partition(
+        &mut self,
+        topic: &str,
+        index: i32,
+        records: Option<Bytes>,
+        acks: i16,
+    ) -> PartState {
         let tp = crate::store::TopicPartition {
             topic: topic.to_string(),
             partition: index,
@@ -191,6 +197,25 @@ impl Node {
         let Some(leader_epoch) = p.leader_epoch else {
             return part_error(index, ResponseError::NotLeaderOrFollower, None);
         };
+        if acks == -1 {
+            let min = self
+                .table
+                .topics
+                .get(topic)
+                .map_or(1, |t| t.config.min_insync_replicas);
+            if let Some(isr) = self.led_isr(group) {
+                if (isr.len() as i64) < min {
+                    return part_error(
+                        index,
+                        ResponseError::NotEnoughReplicas,
+                        Some(format!(
+                            "{} in-sync replicas, min.insync.replicas is {min}",
+                            isr.len()
+                        )),
+                    );
+                }
+            }
+        }
         let records = records.unwrap_or_default();
         let batches = match batch::split_batches(&records) {
             Ok(b) if !b.is_empty() => b,

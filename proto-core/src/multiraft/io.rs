@@ -101,8 +101,10 @@ pub enum Event {
         event: raft::Event,
     },
     /// The driver lost its connection to `peer`: every awake group that replicates
-    /// to it probes again before streaming. Quiesced groups have nothing in flight
-    /// and are left asleep.
+    /// to it probes again before streaming, and every quiesced group that follows
+    /// a leader on it wakes (a dropped link is the first sign of a dead node;
+    /// waiting for the liveness timeout would add it to every failover). A woken
+    /// group whose leader is fine just hears from it and sleeps again.
     PeerUnreachable {
         /// The node that could not be reached.
         peer: NodeId,

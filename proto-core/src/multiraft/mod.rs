@@ -257,6 +257,7 @@ impl MultiRaft {
             let _ = self.step_group(id, raft::Event::Unreachable { peer });
         }
         self.tick_list = ids;
+        self.wake_groups_led_by(peer);
     }
 
     fn create_group(

@@ -371,6 +371,24 @@ fn silent_leader_node_wakes_its_followers_who_elect_anew() {
 }
 
 #[test]
+fn a_dropped_link_wakes_the_quiesced_groups_led_over_it_at_once() {
+    let mut c = Cluster::new(3, GROUPS, true, defaults);
+    c.elect(1, GROUPS);
+    c.quiesce_all();
+    assert_eq!(c.mr(2).active_count(), 0);
+    c.step(node(2), Event::PeerUnreachable { peer: node(3) })
+        .unwrap();
+    assert_eq!(c.mr(2).active_count(), 0, "node 3 leads nothing");
+    c.step(node(2), Event::PeerUnreachable { peer: node(1) })
+        .unwrap();
+    assert_eq!(
+        c.mr(2).active_count(),
+        GROUPS as usize,
+        "every group led by node 1 wakes before any liveness timeout"
+    );
+}
+
+#[test]
 fn a_live_leader_node_keeps_quiesced_followers_asleep() {
     let mut c = Cluster::new(3, 5, true, defaults);
     c.elect(1, 5);

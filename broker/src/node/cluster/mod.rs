@@ -18,6 +18,7 @@
 //! producer-id blocks come from the controller too.
 
 mod admin;
+pub(super) mod isr;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +46,11 @@ use wire::{Control, PeerMessage};
 pub const METADATA_GROUP: GroupId = GroupId(0);
 /// The metadata log's name on disk, KRaft's.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
+/// Election timeout of every group in ticks (randomized up to twice it):
+/// 0.5 to 1 s at the default 100 ms tick, so a dead leader is replaced within
+/// about a second. A dropped peer link wakes quiesced groups at once, and a
+/// silent peer is presumed down after two election timeouts.
+pub const ELECTION_TICKS: u32 = 5;
 /// Milliseconds between a broker's heartbeats to the controller (Kafka's
 /// `broker.heartbeat.interval.ms` is 2000; the session timeout is 9000).
 const SESSION_INTERVAL_MS: u64 = 1000;
@@ -58,7 +64,7 @@ const REQUEST_TIMED_OUT: i16 = 7;
 
 /// Who waits for a local controller answer.
 #[derive(Debug)]
-enum Waiter {
+pub(super) enum Waiter {
     /// A client's admin request (or one another broker forwarded).
     Kafka {
         reply: ReplyId,
@@ -70,6 +76,12 @@ enum Waiter {
     ProducerIds { broker: NodeId },
     /// The node's own request (auto-creation); the answer is only logged.
     Internal,
+    /// A partition leader's AlterPartition.
+    AlterPartition {
+        broker: NodeId,
+        topic_id: u128,
+        partition: i32,
+    },
 }
 
 /// A request this node forwarded to the metadata leader.
@@ -96,7 +108,7 @@ pub(super) struct Cluster {
     image: MetadataImage,
     /// Present while this node leads the metadata group and has applied
     /// everything before its term.
-    controller: Option<Controller>,
+    pub(super) controller: Option<Controller>,
     /// While leading: the index of the term's first entry; the controller
     /// starts once it is applied.
     lead_from: Option<LogIndex>,
@@ -104,7 +116,7 @@ pub(super) struct Cluster {
     leader: Option<NodeId>,
     incarnation: IncarnationId,
     session: Session,
-    waiting: BTreeMap<RequestId, Waiter>,
+    pub(super) waiting: BTreeMap<RequestId, Waiter>,
     next_request: u64,
     forwarded: BTreeMap<u64, Forwarded>,
     next_forward: u64,
@@ -144,7 +156,7 @@ impl Cluster {
         self.leader
     }
 
-    fn request_id(&mut self) -> RequestId {
+    pub(super) fn request_id(&mut self) -> RequestId {
         self.next_request += 1;
         RequestId(self.next_request)
     }
@@ -164,7 +176,7 @@ pub(super) fn is_forwarded(reply: ReplyId) -> bool {
 }
 
 impl Node {
-    fn me(&self) -> NodeId {
+    pub(super) fn me(&self) -> NodeId {
         NodeId(self.cfg.node_id as u64)
     }
 
@@ -201,14 +213,14 @@ impl Node {
     }
 
     /// Sends a control message to `to` (through the driver).
-    fn send_control(&mut self, to: NodeId, message: &Control) {
+    pub(super) fn send_control(&mut self, to: NodeId, message: &Control) {
         self.outputs.push(Output::Send {
             to,
             payload: wire::encode_control(message),
         });
     }
 
-    fn control(&mut self, from: NodeId, message: Control) {
+    pub(super) fn control(&mut self, from: NodeId, message: Control) {
         match message {
             Control::Forward { id, frame } => match protocol::decode_request(Bytes::from(frame)) {
                 Ok(request) => {
@@ -281,6 +293,12 @@ impl Node {
                 });
             }
             Control::ProducerIds { first, len } => self.producer_ids_given(first, len),
+            m @ Control::AlterPartition { .. } => self.alter_partition_request(from, m),
+            Control::PartitionState {
+                topic_id,
+                partition,
+                recorded,
+            } => self.partition_state(topic_id, partition, recorded),
         }
     }
 
@@ -329,7 +347,7 @@ impl Node {
 
     /// Steps the local controller, if this node runs one, and performs what
     /// it decides. Without one the event is dropped: the sender retries.
-    fn controller_step(&mut self, event: ControllerEvent) {
+    pub(super) fn controller_step(&mut self, event: ControllerEvent) {
         let now = self.now_ms;
         let Some(controller) = self.cluster.as_mut().and_then(|c| c.controller.as_mut()) else {
             return;
@@ -431,6 +449,34 @@ impl Node {
                     self.producer_ids_given(first, len);
                 } else {
                     self.send_control(broker, &Control::ProducerIds { first, len });
+                }
+            }
+            Waiter::AlterPartition {
+                broker,
+                topic_id,
+                partition,
+            } => {
+                let recorded = match response {
+                    ControllerResponse::AlterPartition(Ok(s)) => {
+                        Some((s.leader_epoch.0, s.isr.into_iter().map(|b| b.0).collect()))
+                    }
+                    ControllerResponse::AlterPartition(Err(e)) => {
+                        tracing::info!(topic_id, partition, error = %e, "AlterPartition refused");
+                        None
+                    }
+                    _ => None,
+                };
+                if broker == self.me() {
+                    self.partition_state(topic_id, partition, recorded);
+                } else {
+                    self.send_control(
+                        broker,
+                        &Control::PartitionState {
+                            topic_id,
+                            partition,
+                            recorded,
+                        },
+                    );
                 }
             }
             Waiter::Internal => {
@@ -831,6 +877,7 @@ impl Node {
             return;
         }
         self.controller_step(ControllerEvent::Tick);
+        self.isr_tick();
         self.session_tick();
         self.expire_forwarded();
         self.ensure_cluster_offsets_topic();

@@ -81,6 +81,29 @@ pub enum Control {
         /// How many.
         len: i64,
     },
+    /// A partition leader reports its leadership and ISR (KIP-497).
+    AlterPartition {
+        /// The topic.
+        topic_id: u128,
+        /// The partition.
+        partition: i32,
+        /// The reporting leader.
+        leader: i32,
+        /// Its Raft term.
+        leader_epoch: i32,
+        /// The replicas it finds in sync, itself included.
+        isr: Vec<i32>,
+    },
+    /// The controller's answer to an AlterPartition: the recorded leader
+    /// epoch and ISR, or `None` if it refused.
+    PartitionState {
+        /// The topic.
+        topic_id: u128,
+        /// The partition.
+        partition: i32,
+        /// The leader epoch and ISR recorded.
+        recorded: Option<(i32, Vec<i32>)>,
+    },
     /// The controller's answer to a registration or heartbeat.
     Session {
         /// The incarnation answered.
@@ -104,6 +127,44 @@ pub enum WireError {
     /// The payload does not decode.
     #[error("bad peer frame: {0}")]
     Invalid(String),
+}
+
+/// The largest frame this node sends: half the transport's 16 MiB limit,
+/// so a peer with the default limit always takes it.
+pub const MAX_PEER_FRAME: usize = 8 << 20;
+
+/// A batch as peer frames of at most `max` bytes each: one flush may gather
+/// more than a frame holds (a large produce to many partitions), and an
+/// oversized frame would be refused every time Raft resent it. The batch's
+/// messages are split in order; a single message larger than `max` still
+/// goes alone (Raft's own per-message byte limit keeps those small).
+pub fn encode_raft_frames(batch: Batch, max: usize) -> Vec<Bytes> {
+    let whole = encode_raft(&batch);
+    if whole.len() <= max || batch.messages.len() <= 1 {
+        return vec![whole];
+    }
+    let Batch {
+        from,
+        to,
+        mut messages,
+        heartbeats,
+        heartbeat_responses,
+    } = batch;
+    let rest = messages.split_off(messages.len() / 2);
+    let first = Batch {
+        from,
+        to,
+        messages,
+        heartbeats,
+        heartbeat_responses,
+    };
+    let second = Batch {
+        messages: rest,
+        ..Batch::new(from, to)
+    };
+    let mut frames = encode_raft_frames(first, max);
+    frames.extend(encode_raft_frames(second, max));
+    frames
 }
 
 /// A batch as a peer frame.
@@ -148,6 +209,49 @@ pub fn decode(frame: &[u8]) -> Result<PeerMessage, WireError> {
 mod tests {
     use super::*;
     use proto_core::raft::NodeId;
+
+    #[test]
+    fn a_large_batch_leaves_as_several_frames_in_order() {
+        use proto_core::raft::{Entry, LogId, LogIndex, Message, MessageBody, Payload, Term};
+        let mut batch = Batch::new(NodeId(1), NodeId(2));
+        for g in 0..8u64 {
+            let entry = Entry {
+                index: LogIndex(g + 1),
+                term: Term(1),
+                payload: Payload::Normal(Bytes::from(vec![g as u8; 1000])),
+            };
+            batch.messages.push((
+                proto_core::multiraft::GroupId(g),
+                Message {
+                    from: NodeId(1),
+                    to: NodeId(2),
+                    term: Term(1),
+                    body: MessageBody::Append {
+                        prev: LogId {
+                            term: Term(1),
+                            index: LogIndex(g),
+                        },
+                        entries: vec![entry],
+                        commit: LogIndex(0),
+                    },
+                },
+            ));
+        }
+        let frames = encode_raft_frames(batch.clone(), 3000);
+        assert!(frames.len() > 1, "8 KB of entries in 3 KB frames");
+        let mut groups = Vec::new();
+        for f in &frames {
+            assert!(
+                f.len() <= 3000
+                    || matches!(decode(f), Ok(PeerMessage::Raft(b)) if b.messages.len() == 1)
+            );
+            match decode(f).unwrap() {
+                PeerMessage::Raft(b) => groups.extend(b.messages.into_iter().map(|(g, _)| g.0)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(groups, (0..8).collect::<Vec<_>>());
+    }
 
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {
