@@ -181,8 +181,7 @@ impl BrokerHost {
                     }
                     Output::Close { conn } => self.digest.close(*conn),
                     Output::Persist { group, tp, write } => self.digest.persist(*group, tp, write),
-                    // Recording is refused in cluster mode (serve.rs).
-                    Output::Send { .. } => {}
+                    Output::Send { to, payload } => self.digest.send(to.0, payload),
                 }
             }
             match out {
@@ -311,11 +310,19 @@ impl Host for BrokerHost {
     fn on_peer(&mut self, now: Instant, event: PeerEvent) {
         match event {
             PeerEvent::Frame { from, payload } => {
-                self.step(now, Input::Peer { from, payload }, |_| None)
+                self.step(now, Input::Peer { from, payload }, |input| match input {
+                    Input::Peer { from, payload } => Some(TraceInput::Peer {
+                        from: from.0,
+                        payload: payload.clone(),
+                    }),
+                    _ => None,
+                })
             }
             PeerEvent::Disconnected { peer } => {
                 tracing::info!(%peer, "peer link down");
-                self.step(now, Input::PeerDown { peer }, |_| None)
+                self.step(now, Input::PeerDown { peer }, |_| {
+                    Some(TraceInput::PeerDown { peer: peer.0 })
+                })
             }
             PeerEvent::Connected { peer } => tracing::info!(%peer, "peer link up"),
             PeerEvent::Refused { addr, reason } => {

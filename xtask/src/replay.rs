@@ -114,6 +114,10 @@ fn print_summary(trace: &Path, r: &ReplayReport, took: Duration) {
         r.persists, r.persisted, r.persist_failed
     );
     println!("responses   {}", r.responses);
+    println!(
+        "peers       {} frames in, {} frames out",
+        r.peer_frames, r.sends
+    );
     let end = match &r.end {
         TraceEnd::Complete => "complete (clean shutdown)".to_string(),
         TraceEnd::Unfinished => {

@@ -239,6 +239,8 @@ const IN_TICK: u8 = 4;
 const IN_PERSISTED: u8 = 5;
 const IN_PERSIST_FAILED: u8 = 6;
 const IN_HOUSEKEEPING: u8 = 7;
+const IN_PEER: u8 = 8;
+const IN_PEER_DOWN: u8 = 9;
 
 struct Enc<'a>(&'a mut Vec<u8>);
 
@@ -384,6 +386,7 @@ fn encode_outputs(e: &mut Enc<'_>, o: &OutputSummary) {
     e.u32(o.responds);
     e.u32(o.closes);
     e.u32(o.persists);
+    e.u32(o.sends);
     e.u64(o.digest);
 }
 
@@ -392,6 +395,7 @@ fn decode_outputs(d: &mut Dec) -> Result<OutputSummary, String> {
         responds: d.u32()?,
         closes: d.u32()?,
         persists: d.u32()?,
+        sends: d.u32()?,
         digest: d.u64()?,
     })
 }
@@ -431,6 +435,15 @@ fn encode_input(e: &mut Enc<'_>, input: &TraceInput) {
             e.u8(IN_HOUSEKEEPING);
             e.i64(*wall_ms);
         }
+        TraceInput::Peer { from, payload } => {
+            e.u8(IN_PEER);
+            e.u64(*from);
+            e.bytes(payload);
+        }
+        TraceInput::PeerDown { peer } => {
+            e.u8(IN_PEER_DOWN);
+            e.u64(*peer);
+        }
     }
 }
 
@@ -460,6 +473,11 @@ fn decode_input(d: &mut Dec) -> Result<TraceInput, String> {
             error: d.str()?,
         },
         IN_HOUSEKEEPING => TraceInput::Housekeeping { wall_ms: d.i64()? },
+        IN_PEER => TraceInput::Peer {
+            from: d.u64()?,
+            payload: d.bytes()?,
+        },
+        IN_PEER_DOWN => TraceInput::PeerDown { peer: d.u64()? },
         kind => return Err(format!("unknown input kind {kind}")),
     })
 }

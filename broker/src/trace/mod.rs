@@ -14,8 +14,10 @@
 //!   the frame is Kafka's own stable format, and a frame that fails to decode
 //!   is replayed through the same path (the host answers or closes itself).
 //! - **Connections opened (with the peer address) and closed, ticks (with the
-//!   wall clock), disk completions** (`Persisted`, `PersistFailed`): every
-//!   other thing the node is stepped with.
+//!   wall clock), disk completions** (`Persisted`, `PersistFailed`), and in
+//!   a cluster **every frame from another broker and every lost peer link**:
+//!   every other thing the node is stepped with. A replay feeds the recorded
+//!   peer frames in; what the node sends to peers is digested, not sent.
 //! - **Storage housekeeping** (segment roll, retention) with the wall clock it
 //!   ran at: it is not a node input, but it changes what the node reads from
 //!   the store (the log start offset).
@@ -37,13 +39,15 @@
 //!   3 Closed {u64 conn}                         4 Tick {i64 wall_ms}
 //!   5 Persisted {u64 group, u64 seq}            6 PersistFailed {u64 group, str error}
 //!   7 Housekeeping {i64 wall_ms}
-//! outputs   u32 responds, u32 closes, u32 persists, u64 digest
+//!   8 Peer {u64 from, bytes payload}            9 PeerDown {u64 peer}
+//! outputs   u32 responds, u32 closes, u32 persists, u32 sends, u64 digest
 //! str/bytes u32 length, then the bytes
 //! ```
 //!
 //! The digest is FNV-1a 64 over every output of the step in order: a Respond's
-//! connection, sequence and frame bytes, a Close's connection, and a Persist's
-//! group, partition and write content (hard state, snapshot, entries). A record
+//! connection, sequence and frame bytes, a Close's connection, a Persist's
+//! group, partition and write content (hard state, snapshot, entries), and a
+//! Send's destination and payload. A record
 //! whose CRC fails is corruption; a record cut short at the end of the file is
 //! what a killed process leaves, and replay stops there cleanly.
 //!
@@ -71,7 +75,7 @@ pub use recorder::Recorder;
 pub const MAGIC: [u8; 8] = *b"CHRNKTRC";
 
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// What decides a node's behaviour before its first input.
 #[derive(Clone, Debug)]
@@ -141,6 +145,18 @@ pub enum TraceInput {
         /// Milliseconds since the Unix epoch.
         wall_ms: i64,
     },
+    /// A frame from another broker.
+    Peer {
+        /// The sending broker.
+        from: u64,
+        /// The frame's payload.
+        payload: Bytes,
+    },
+    /// The transport lost its link to a broker.
+    PeerDown {
+        /// The broker.
+        peer: u64,
+    },
 }
 
 impl TraceInput {
@@ -203,6 +219,10 @@ impl fmt::Display for TraceInput {
                 write!(f, "persist failed g{group}: {error}")
             }
             TraceInput::Housekeeping { wall_ms } => write!(f, "housekeeping (wall {wall_ms})"),
+            TraceInput::Peer { from, payload } => {
+                write!(f, "peer frame from {from} ({} bytes)", payload.len())
+            }
+            TraceInput::PeerDown { peer } => write!(f, "peer {peer} down"),
         }
     }
 }
@@ -217,6 +237,8 @@ pub struct OutputSummary {
     pub closes: u32,
     /// Disk writes asked for.
     pub persists: u32,
+    /// Frames sent to other brokers.
+    pub sends: u32,
     /// FNV-1a 64 of the outputs' content, in order.
     pub digest: u64,
 }
@@ -225,8 +247,8 @@ impl fmt::Display for OutputSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} respond, {} close, {} persist, digest {:016x}",
-            self.responds, self.closes, self.persists, self.digest
+            "{} respond, {} close, {} persist, {} send, digest {:016x}",
+            self.responds, self.closes, self.persists, self.sends, self.digest
         )
     }
 }
@@ -315,6 +337,14 @@ impl OutputDigest {
         self.summary.closes += 1;
         self.bytes(b"C");
         self.u64(conn);
+    }
+
+    /// A frame for another broker.
+    pub fn send(&mut self, to: u64, payload: &[u8]) {
+        self.summary.sends += 1;
+        self.bytes(b"S");
+        self.u64(to);
+        self.blob(payload);
     }
 
     /// A disk write: everything it would put on disk.

@@ -139,8 +139,12 @@ pub struct ReplayReport {
     pub persist_failed: u64,
     /// Housekeeping runs.
     pub housekeeping: u64,
+    /// Frames from other brokers.
+    pub peer_frames: u64,
     /// Disk writes the replayed node asked for (and the replay performed).
     pub persists: u64,
+    /// Frames the replayed node sent to other brokers (digested only).
+    pub sends: u64,
     /// Responses the replayed node gave.
     pub responses: u64,
     /// The last recorded monotonic time.
@@ -199,7 +203,9 @@ pub fn replay(
         persisted: 0,
         persist_failed: 0,
         housekeeping: 0,
+        peer_frames: 0,
         persists: 0,
+        sends: 0,
         responses: 0,
         last_ms: 0,
         end: TraceEnd::Unfinished,
@@ -415,6 +421,26 @@ impl Replayer {
                     self.step(now_ms, done, report);
                 }
             }
+            TraceInput::Peer { from, payload } => {
+                report.peer_frames += 1;
+                self.step(
+                    now_ms,
+                    Input::Peer {
+                        from: proto_core::raft::NodeId(*from),
+                        payload: payload.clone(),
+                    },
+                    report,
+                );
+            }
+            TraceInput::PeerDown { peer } => {
+                self.step(
+                    now_ms,
+                    Input::PeerDown {
+                        peer: proto_core::raft::NodeId(*peer),
+                    },
+                    report,
+                );
+            }
             TraceInput::Housekeeping { wall_ms } => {
                 report.housekeeping += 1;
                 // Live, the committer may have been behind; here every write
@@ -456,9 +482,12 @@ impl Replayer {
                     self.digest.close(conn);
                     self.described.push(format!("close conn {conn}"));
                 }
-                // Traces are single-node (serve.rs refuses to record a
-                // cluster node), so nothing is sent to peers.
-                Output::Send { to, .. } => self.described.push(format!("send to {to}")),
+                Output::Send { to, payload } => {
+                    report.sends += 1;
+                    self.digest.send(to.0, &payload);
+                    self.described
+                        .push(format!("send to {to} ({} bytes)", payload.len()));
+                }
                 Output::Persist { group, tp, write } => {
                     report.persists += 1;
                     self.digest.persist(group, &tp, &write);

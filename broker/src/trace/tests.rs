@@ -52,6 +52,7 @@ fn summary(n: u32) -> OutputSummary {
         responds: n,
         closes: 1,
         persists: 2,
+        sends: 3,
         digest: 0xdead_beef_0000_0000 | u64::from(n),
     }
 }
@@ -76,6 +77,11 @@ fn sample_records() -> Vec<Record> {
             error: "disk full".into(),
         },
         TraceInput::Housekeeping { wall_ms: -1 },
+        TraceInput::Peer {
+            from: 2,
+            payload: Bytes::from_static(b"\x00raft"),
+        },
+        TraceInput::PeerDown { peer: 3 },
         TraceInput::Closed { conn: 1 },
     ];
     let mut records = vec![Record::Start {
@@ -127,7 +133,7 @@ fn records_round_trip() {
     let records = sample_records();
     let bytes = encode(&records);
     assert_eq!(&bytes[..8], b"CHRNKTRC");
-    assert_eq!(&bytes[8..12], &[0, 0, 0, 1]);
+    assert_eq!(&bytes[8..12], &[0, 0, 0, 2]);
     let (back, err) = decode(&bytes);
     assert!(err.is_none(), "{err:?}");
     assert!(same(&records, &back), "{records:?}\n!=\n{back:?}");
@@ -145,7 +151,7 @@ fn a_cut_tail_is_reported_as_truncated_after_every_whole_record() {
         match err {
             Some(e @ TraceError::Truncated { .. }) => {
                 assert!(e.is_truncated_tail());
-                assert!(e.to_string().contains("record 8"), "{e}");
+                assert!(e.to_string().contains("record 10"), "{e}");
             }
             other => panic!("cut at {cut}: {other:?}"),
         }
@@ -182,11 +188,11 @@ fn other_files_and_versions_are_refused() {
         decode(b"hello world, not a trace").1,
         Some(TraceError::NotATrace)
     ));
-    let mut v2 = encode(&sample_records());
-    v2[11] = 2;
+    let mut v1 = encode(&sample_records());
+    v1[11] = 1;
     assert!(matches!(
-        decode(&v2).1,
-        Some(TraceError::Version { found: 2 })
+        decode(&v1).1,
+        Some(TraceError::Version { found: 1 })
     ));
 }
 
