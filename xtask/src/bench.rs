@@ -29,8 +29,8 @@ mod broker;
 mod hist;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -47,6 +47,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use broker::{cpu_time, Broker, Sampler};
 use hist::Hist;
+
+use crate::table;
+use crate::workspace::Workspace;
 
 /// Bytes in a MB (throughput is reported in decimal megabytes).
 const MB: f64 = 1e6;
@@ -236,16 +239,10 @@ fn rate(amount: f64, secs: f64) -> f64 {
 /// Runs `cargo xtask bench` with the arguments after `bench`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let args = parse_args(args)?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask has no parent directory")?
-        .to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bench_dir = target.join("bench");
+    let workspace = Workspace::locate()?;
+    let bench_dir = workspace.target.join("bench");
     std::fs::create_dir_all(bench_dir.join("logs"))?;
-    let bin = broker_binary(&root, &target)?;
+    let bin = workspace.chronik_release("bench")?;
     if cfg!(debug_assertions) {
         eprintln!(
             "note: the client side (the rdkafka crate's Rust layer) is a debug build; \
@@ -301,33 +298,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `$CHRONIK_BIN`, or the release `chronik` after `cargo build --release`.
-fn broker_binary(root: &Path, target: &Path) -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("CHRONIK_BIN") {
-        let bin = PathBuf::from(bin);
-        if !bin.exists() {
-            bail!("CHRONIK_BIN={} does not exist", bin.display());
-        }
-        return Ok(bin);
-    }
-    eprintln!("bench: cargo build --release -p broker --bin chronik");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--release", "-p", "broker", "--bin", "chronik"])
-        .stdin(Stdio::null())
-        .status()
-        .context("run cargo build")?;
-    if !status.success() {
-        bail!("cargo build --release -p broker --bin chronik failed ({status})");
-    }
-    let bin = target.join("release").join("chronik");
-    if !bin.exists() {
-        bail!("{} missing after the build", bin.display());
-    }
-    Ok(bin)
 }
 
 fn run_case(
@@ -854,48 +824,8 @@ fn print_table(results: &[(Case, Outcome)]) {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].len())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let cells: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                if i < 5 {
-                    format!("{c:<w$}")
-                } else {
-                    format!("{c:>w$}")
-                }
-            })
-            .collect();
-        println!("| {} |", cells.join(" | "));
-    };
     println!();
-    line(&header.map(String::from));
-    println!(
-        "|{}|",
-        widths
-            .iter()
-            .enumerate()
-            .map(|(i, w)| if i < 5 {
-                format!(":{}-", "-".repeat(*w))
-            } else {
-                format!("-{}:", "-".repeat(*w))
-            })
-            .collect::<Vec<_>>()
-            .join("|")
-    );
-    for r in &rows {
-        line(r);
-    }
+    print!("{}", table::markdown(&header, &rows, 5));
     println!(
         "\nMB = 10^6 bytes of record values; latency = delivery report minus send; \
          cpu b/c = cores busy in broker / bench client"
