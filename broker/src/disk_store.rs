@@ -5,8 +5,10 @@
 //! ```text
 //! .lock                     held while a process serves this directory
 //! cluster/raft.meta         the topic table
+//! cluster/hardstate.journal every group's Raft hard state (io_sync::disk::Journal)
 //! topics/<topic>-<n>/       one partition: segment files (see io_sync::disk)
-//!                           and raft.meta (Raft hard state + snapshot marker)
+//!                           and raft.meta (snapshot marker, with the hard state
+//!                           of its time; the journal's is newer)
 //! ```
 //!
 //! [`DiskStore`] is the read side the node calls directly; [`Persister`] turns
@@ -25,8 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use io_sync::disk::{
-    BeforeAppend, CommitHandle, EntryPayload, GroupCommitter, LogConfig, LogEntry, PartitionLog,
-    RaftMetaStore, SharedLog, WriteJob,
+    BeforeAppend, CommitHandle, EntryPayload, GroupCommitter, Journal, LogConfig, LogEntry,
+    PartitionLog, RaftMetaStore, SharedLog, WriteJob,
 };
 use io_sync::host::Waker;
 use proto_core::multiraft::GroupId;
@@ -90,6 +92,8 @@ impl Meta {
 }
 
 struct Partition {
+    /// Its Raft group: its key in the hard-state journal.
+    group: u64,
     log: SharedLog,
     /// The Raft metadata as last submitted (it may not be on disk yet).
     meta: Meta,
@@ -109,6 +113,7 @@ fn keep_from(meta: &Meta) -> u64 {
 
 struct Inner {
     root: PathBuf,
+    journal: Arc<Mutex<Journal>>,
     partitions: BTreeMap<TopicPartition, Partition>,
     table_store: RaftMetaStore,
 }
@@ -165,6 +170,9 @@ impl DiskStore {
             })?,
             None => TopicTable::default(),
         };
+        let journal = Arc::new(Mutex::new(Journal::open(
+            &root.join("cluster").join("hardstate.journal"),
+        )?));
         let mut partitions = BTreeMap::new();
         let mut groups = RestoredGroups::new();
         for (name, topic) in &table.topics {
@@ -173,8 +181,13 @@ impl DiskStore {
                     topic: name.clone(),
                     partition: p as i32,
                 };
-                let (partition, restored) =
-                    open_partition(root, &tp, &log_config(&topic.config.log_settings()))?;
+                let (partition, restored) = open_partition(
+                    root,
+                    &lock(&journal),
+                    group,
+                    &tp,
+                    &log_config(&topic.config.log_settings()),
+                )?;
                 groups.insert(group, restored);
                 partitions.insert(tp, partition);
             }
@@ -183,11 +196,16 @@ impl DiskStore {
             inner: Arc::new(Mutex::new(Inner {
                 table_store: RaftMetaStore::new(&root.join("cluster")),
                 root: root.to_path_buf(),
+                journal: journal.clone(),
                 partitions,
             })),
             _lock: Arc::new(lock_file),
         };
-        let committer = GroupCommitter::start(JOBS_PER_ROUND)?;
+        let synced = journal;
+        let committer = GroupCommitter::start_with_barrier(
+            JOBS_PER_ROUND,
+            Box::new(move || lock(&synced).sync()),
+        )?;
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let persister = Persister {
             handle: committer.handle(),
@@ -236,9 +254,13 @@ impl DiskStore {
     }
 }
 
-/// Opens one partition's log and reads back its Raft state.
+/// Opens one partition's log and reads back its Raft state: the snapshot
+/// marker from `raft.meta`, the hard state from the journal when it is at
+/// least as new.
 fn open_partition(
     root: &Path,
+    journal: &Journal,
+    group: u64,
     tp: &TopicPartition,
     cfg: &LogConfig,
 ) -> io::Result<(Partition, Restored)> {
@@ -248,11 +270,22 @@ fn open_partition(
         tracing::warn!(%tp, truncated = report.bytes_truncated, quarantined = ?report.quarantined,
             "recovered a damaged log");
     }
-    let meta = match RaftMetaStore::load(&dir)? {
+    let mut meta = match RaftMetaStore::load(&dir)? {
         Some(data) => Meta::decode(&data)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{tp}: {e}")))?,
         None => Meta::default(),
     };
+    if let Some(data) = journal.get(group) {
+        let hs = wire::decode_hard_state(data).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{tp}: the journal's hard state: {e}"),
+            )
+        })?;
+        if hs.term >= meta.hard_state.term {
+            meta.hard_state = hs;
+        }
+    }
     let from = meta
         .snapshot
         .as_ref()
@@ -276,6 +309,7 @@ fn open_partition(
         membership: Default::default(),
     };
     let partition = Partition {
+        group,
         log: Arc::new(Mutex::new(log)),
         durable_keep: Arc::new(AtomicU64::new(keep_from(&meta))),
         meta,
@@ -317,16 +351,27 @@ fn to_log_entry(e: &Entry) -> LogEntry {
 }
 
 impl LogStore for DiskStore {
-    fn create(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<Restored> {
-        let root = lock(&self.inner).root.clone();
-        let (partition, restored) = open_partition(&root, tp, &log_config(settings))?;
+    fn create(
+        &mut self,
+        group: u64,
+        tp: &TopicPartition,
+        settings: &LogSettings,
+    ) -> io::Result<Restored> {
+        let (root, journal) = {
+            let inner = lock(&self.inner);
+            (inner.root.clone(), inner.journal.clone())
+        };
+        let (partition, restored) =
+            open_partition(&root, &lock(&journal), group, tp, &log_config(settings))?;
         lock(&self.inner).partitions.insert(tp.clone(), partition);
         Ok(restored)
     }
 
     fn delete(&mut self, tp: &TopicPartition) -> io::Result<()> {
         let mut inner = lock(&self.inner);
-        inner.partitions.remove(tp);
+        if let Some(p) = inner.partitions.remove(tp) {
+            lock(&inner.journal).forget(p.group);
+        }
         let dir = partition_dir(&inner.root, tp);
         drop(inner);
         match std::fs::remove_dir_all(&dir) {
@@ -407,48 +452,61 @@ pub struct Persister {
 }
 
 impl Persister {
-    /// Queues `write` for `tp`. Hard state (term, vote) and snapshot markers
-    /// are written and synced by the committer thread ahead of the job's
-    /// entries, so they are durable before its `Persisted` and before the
-    /// entries they precede, without blocking the node loop; commit-index-only
-    /// changes are not written (a restart recomputes the commit index).
+    /// Queues `write` for `tp`. A changed hard state (term, vote) is appended
+    /// to the node's journal by the committer thread ahead of the job's
+    /// entries and synced once per round before any job of the round
+    /// completes; a snapshot marker is written to `raft.meta` (and synced)
+    /// ahead of the entries. Both are durable before the job's `Persisted`,
+    /// without blocking the node loop. Commit-index-only changes are not
+    /// written (a restart recomputes the commit index).
     pub fn submit(&mut self, group: GroupId, tp: &TopicPartition, write: PersistWrite) {
         self.in_flight += 1;
         let seq = write.seq;
         let failed = |error: String| Input::PersistFailed { group, error };
         let (log, before) = {
             let mut inner = lock(&self.store.inner);
+            let journal = inner.journal.clone();
             let Some(p) = inner.partitions.get_mut(tp) else {
                 let _ = self.done_tx.send(failed(format!("{tp} has no log")));
                 self.waker.wake();
                 return;
             };
-            let mut changed = false;
+            let mut hard_state = None;
             if let Some(hs) = write.hard_state {
                 if hs.term != p.meta.hard_state.term || hs.vote != p.meta.hard_state.vote {
-                    changed = true;
+                    hard_state = Some(wire::encode_hard_state(&hs));
                 }
                 p.meta.hard_state = hs;
             }
+            let mut marker = None;
             if let Some(s) = &write.snapshot {
                 p.meta.snapshot = Some(Snapshot {
                     meta: s.meta.clone(),
                     data: Bytes::new(),
                 });
-                changed = true;
+                marker = Some((
+                    p.meta.encode(),
+                    keep_from(&p.meta),
+                    p.meta_store.clone(),
+                    p.durable_keep.clone(),
+                ));
             }
-            let before: Option<BeforeAppend> = changed.then(|| {
-                let bytes = p.meta.encode();
-                let keep = keep_from(&p.meta);
-                let store = p.meta_store.clone();
-                let durable_keep = p.durable_keep.clone();
-                Box::new(move || {
-                    store.store(&bytes)?;
-                    durable_keep.fetch_max(keep, Ordering::AcqRel);
-                    Ok(())
-                }) as BeforeAppend
-            });
-            (p.log.clone(), before)
+            let group_key = p.group;
+            let before: Option<BeforeAppend> =
+                (hard_state.is_some() || marker.is_some()).then(|| {
+                    Box::new(move || {
+                        if let Some(hs) = hard_state {
+                            lock(&journal).append(group_key, &hs)?;
+                        }
+                        if let Some((bytes, keep, store, durable_keep)) = marker {
+                            store.store(&bytes)?;
+                            durable_keep.fetch_max(keep, Ordering::AcqRel);
+                        }
+                        Ok(())
+                    }) as BeforeAppend
+                });
+            let log = p.log.clone();
+            (log, before)
         };
         let entries: Vec<LogEntry> = write.entries.iter().map(to_log_entry).collect();
         let tx = self.done_tx.clone();
@@ -491,5 +549,72 @@ impl Persister {
     /// Finishes every queued write and stops the committer thread.
     pub fn shutdown(&mut self) {
         drop(self.committer.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto_core::raft::{NodeId, Term};
+    use std::time::{Duration, Instant};
+
+    fn settings() -> LogSettings {
+        crate::node::topics::TopicConfig::defaults(-1, -1, 1 << 20).log_settings()
+    }
+
+    fn wait(persister: &mut Persister) -> Vec<Input> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut done = Vec::new();
+        while persister.in_flight() > 0 {
+            done.extend(persister.completions());
+            assert!(Instant::now() < deadline, "the write did not complete");
+            std::thread::yield_now();
+        }
+        done
+    }
+
+    #[test]
+    fn a_vote_survives_a_restart_through_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let voted = HardState {
+            term: Term(3),
+            vote: Some(NodeId(2)),
+            ..HardState::default()
+        };
+        {
+            let (handle, _events) = io_sync::host::channel();
+            let (mut store, mut persister, _) =
+                DiskStore::open(dir.path(), true, handle.waker()).unwrap();
+            store.create(5, &tp, &settings()).unwrap();
+            persister.submit(
+                GroupId(5),
+                &tp,
+                PersistWrite {
+                    seq: 1,
+                    hard_state: Some(voted),
+                    snapshot: None,
+                    entries: Vec::new(),
+                    must_sync: true,
+                },
+            );
+            let done = wait(&mut persister);
+            assert!(
+                matches!(done.as_slice(), [Input::Persisted { seq: 1, .. }]),
+                "{done:?}"
+            );
+            persister.shutdown();
+        }
+        let (handle, _events) = io_sync::host::channel();
+        let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
+        let restored = store.create(5, &tp, &settings()).unwrap();
+        assert_eq!(restored.hard_state.term, Term(3));
+        assert_eq!(restored.hard_state.vote, Some(NodeId(2)));
+        // Another group's log in the same place starts from nothing.
+        let other = store.create(6, &tp, &settings()).unwrap();
+        assert_eq!(other.hard_state.term, Term(0));
     }
 }

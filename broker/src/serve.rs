@@ -35,6 +35,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let clustered = cfg.peers.keys().any(|&id| id != cfg.node_id);
+    raise_open_file_limit();
     if cfg.record_trace.is_some() {
         refuse_restored_state(&cfg.data_dir)?;
     }
@@ -146,6 +147,38 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     admin.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go programs
+/// and Redpanda do: each partition keeps about four files open (segment log,
+/// offset and time indexes, Raft index), so 10,000 partitions need 40,000
+/// descriptors, far above the usual soft limit of 1024. Failing to raise it
+/// only costs partitions later, so it is logged, not fatal.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if got != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return;
+    }
+    let soft = limit.rlim_cur;
+    if soft < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), soft,
+                "cannot raise the open-file limit");
+            return;
+        }
+    }
+    tracing::info!(
+        open_files = limit.rlim_cur,
+        "open-file limit (each partition keeps about 4 files open)"
+    );
 }
 
 /// Starts the inter-broker transport of the configured driver, delivering

@@ -50,7 +50,14 @@ pub trait LogStore {
     /// Creates an empty log for `tp`, or opens the existing one, and returns
     /// the Raft state it holds (a cluster node hosts a partition again after
     /// a restart this way, once the metadata log names it).
-    fn create(&mut self, tp: &TopicPartition, settings: &LogSettings) -> io::Result<Restored>;
+    /// `group` is the partition's Raft group, whose durable hard state the
+    /// store may keep apart from the log.
+    fn create(
+        &mut self,
+        group: u64,
+        tp: &TopicPartition,
+        settings: &LogSettings,
+    ) -> io::Result<Restored>;
     /// Deletes `tp`'s log and everything on disk for it.
     fn delete(&mut self, tp: &TopicPartition) -> io::Result<()>;
     /// Applies changed settings to an existing log.

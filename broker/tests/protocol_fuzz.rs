@@ -160,6 +160,7 @@ struct NullStore;
 impl LogStore for NullStore {
     fn create(
         &mut self,
+        _: u64,
         _: &TopicPartition,
         _: &LogSettings,
     ) -> std::io::Result<proto_core::raft::Restored> {

@@ -62,13 +62,13 @@ impl Node {
         let id = self.next_id();
         let first = self.table.next_group.max(1);
         let groups: Vec<u64> = (0..partitions as u64).map(|i| first + i).collect();
-        for (p, _) in groups.iter().enumerate() {
+        for (p, g) in groups.iter().enumerate() {
             let tp = TopicPartition {
                 topic: name.to_string(),
                 partition: p as i32,
             };
             self.store
-                .create(&tp, &config.log_settings())
+                .create(*g, &tp, &config.log_settings())
                 .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;
         }
         self.table.next_group = first + partitions as u64;
@@ -300,13 +300,13 @@ impl Node {
         let settings = topic.config.log_settings();
         let first = self.table.next_group.max(1);
         let new: Vec<u64> = (0..(count - have) as u64).map(|i| first + i).collect();
-        for (i, _) in new.iter().enumerate() {
+        for (i, g) in new.iter().enumerate() {
             let tp = TopicPartition {
                 topic: name.to_string(),
                 partition: have + i as i32,
             };
             self.store
-                .create(&tp, &settings)
+                .create(*g, &tp, &settings)
                 .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;
         }
         self.table.next_group = first + new.len() as u64;

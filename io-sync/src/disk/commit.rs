@@ -49,6 +49,14 @@ pub struct WriteJob {
     done: Option<Completion>,
 }
 
+/// Work the committer does once per round, after every job's append and
+/// fsync and before any job completes: syncing what the jobs' `before` work
+/// wrote to a shared file (the node's hard-state [`Journal`]). If it fails,
+/// every job of the round fails.
+///
+/// [`Journal`]: super::Journal
+pub type RoundBarrier = Box<dyn FnMut() -> io::Result<()> + Send>;
+
 /// Work the committer does for a job before appending its entries: writing
 /// the Raft hard state or snapshot marker that must be durable before the
 /// entries it precedes, without holding up the thread that submitted it.
@@ -120,11 +128,20 @@ impl GroupCommitter {
     /// Starts the thread; at most `max_jobs_per_round` jobs share one round of
     /// fsyncs, so completions are not held back without bound.
     pub fn start(max_jobs_per_round: usize) -> io::Result<Self> {
+        Self::start_with_barrier(max_jobs_per_round, Box::new(|| Ok(())))
+    }
+
+    /// Like [`GroupCommitter::start`], running `barrier` once per round
+    /// before the round's jobs complete.
+    pub fn start_with_barrier(
+        max_jobs_per_round: usize,
+        mut barrier: RoundBarrier,
+    ) -> io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let max = max_jobs_per_round.max(1);
         let thread = std::thread::Builder::new()
             .name("chronik-commit".into())
-            .spawn(move || run(&rx, max))?;
+            .spawn(move || run(&rx, max, &mut barrier))?;
         Ok(GroupCommitter {
             handle: CommitHandle { tx },
             thread: Some(thread),
@@ -146,7 +163,7 @@ impl Drop for GroupCommitter {
     }
 }
 
-fn run(rx: &Receiver<Msg>, max: usize) {
+fn run(rx: &Receiver<Msg>, max: usize, barrier: &mut RoundBarrier) {
     let mut stopping = false;
     while let Ok(first) = rx.recv() {
         let mut jobs = Vec::new();
@@ -159,7 +176,7 @@ fn run(rx: &Receiver<Msg>, max: usize) {
                 break;
             }
         }
-        round(jobs);
+        round(jobs, barrier);
         if stopping && rx.is_empty() {
             return;
         }
@@ -169,7 +186,7 @@ fn run(rx: &Receiver<Msg>, max: usize) {
 /// Writes every job, fsyncs each log that a successful `must_sync` job
 /// wrote, then completes the jobs in submission order (so a caller counting
 /// completions per log sees them in the order it wrote).
-fn round(mut jobs: Vec<WriteJob>) {
+fn round(mut jobs: Vec<WriteJob>, barrier: &mut RoundBarrier) {
     let key = |l: &SharedLog| Arc::as_ptr(l) as usize;
     let mut written: Vec<Result<(), CommitError>> = Vec::with_capacity(jobs.len());
     let mut to_sync: BTreeMap<usize, (SharedLog, Result<(), CommitError>)> = BTreeMap::new();
@@ -222,11 +239,12 @@ fn round(mut jobs: Vec<WriteJob>) {
         fsyncs = to_sync.len(),
         "group commit round"
     );
+    let shared = barrier().map_err(|e| CommitError::Sync(Arc::new(e)));
     for (job, r) in jobs.into_iter().zip(written) {
         let r = match (r, job.must_sync) {
             (Ok(()), true) => to_sync[&key(&job.log)].1.clone(),
             (r, _) => r,
         };
-        job.complete(r);
+        job.complete(r.and_then(|()| shared.clone()));
     }
 }

@@ -7,6 +7,7 @@
 //! [`PartitionLog`].
 
 mod commit;
+mod journal;
 mod log;
 mod meta;
 mod open;
@@ -14,8 +15,10 @@ mod read;
 mod segment;
 
 pub use commit::{
-    BeforeAppend, CommitError, CommitHandle, Completion, GroupCommitter, SharedLog, WriteJob,
+    BeforeAppend, CommitError, CommitHandle, Completion, GroupCommitter, RoundBarrier, SharedLog,
+    WriteJob,
 };
+pub use journal::Journal;
 pub use log::{EntryPayload, LogEntry, LogError, PartitionLog};
 pub use meta::RaftMetaStore;
 pub use open::RecoveryReport;

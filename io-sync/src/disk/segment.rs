@@ -86,13 +86,18 @@ pub(super) struct LoadOutcome {
 
 /// One open segment. `size`, the indexes and the counters cover every byte
 /// written to the file; nothing is buffered between calls.
+///
+/// Only the log file stays open: the indexes live in memory and their files
+/// are opened for the moment they are written or synced, so a partition costs
+/// one descriptor per segment, not three (10,000 partitions must fit the
+/// usual 20,000-descriptor hard limit with room for sockets).
 pub(super) struct Segment {
     pub(super) base_offset: i64,
     pub(super) base_raft_index: u64,
     pub(super) log_path: PathBuf,
     pub(super) log: Arc<File>,
-    index_file: File,
-    time_file: File,
+    index_path: PathBuf,
+    time_path: PathBuf,
     pub(super) size: u64,
     /// Raft entries held.
     pub(super) entries: u64,
@@ -104,6 +109,8 @@ pub(super) struct Segment {
     builder: IndexBuilder,
     /// Written since the last fsync.
     pub(super) dirty: bool,
+    /// The index files were written since the last fsync.
+    indexes_dirty: bool,
     /// The sidecar was written since the last fsync.
     sidecar_dirty: bool,
     pending: Vec<u8>,
@@ -133,13 +140,17 @@ impl Segment {
         create: bool,
     ) -> io::Result<Segment> {
         let log_path = file_path(dir, base_offset, "log");
+        let index_path = file_path(dir, base_offset, "index");
+        let time_path = file_path(dir, base_offset, "timeindex");
+        open_rw(&index_path, create)?;
+        open_rw(&time_path, create)?;
         Ok(Segment {
             base_offset,
             base_raft_index,
             log: Arc::new(open_rw(&log_path, create)?),
             log_path,
-            index_file: open_rw(&file_path(dir, base_offset, "index"), create)?,
-            time_file: open_rw(&file_path(dir, base_offset, "timeindex"), create)?,
+            index_path,
+            time_path,
             size: 0,
             entries: 0,
             next_offset: base_offset,
@@ -149,6 +160,7 @@ impl Segment {
             times: Vec::new(),
             builder: IndexBuilder::new(index_interval),
             dirty: create,
+            indexes_dirty: create,
             sidecar_dirty: create,
             pending: Vec::new(),
             pending_offsets: 0,
@@ -220,25 +232,22 @@ impl Segment {
     /// Rewrites the index files unless they already hold exactly the entries
     /// the scan rebuilt; true if they were rewritten.
     fn reconcile_indexes(&mut self) -> io::Result<bool> {
-        let on_disk = |f: &File| -> io::Result<Vec<u8>> {
-            let mut b = vec![0; f.metadata()?.len() as usize];
-            f.read_exact_at(&mut b, 0)?;
-            Ok(b)
-        };
-        let offsets_ok = index::decode_offset_index(&on_disk(&self.index_file)?).as_deref()
+        let offsets_ok = index::decode_offset_index(&fs::read(&self.index_path)?).as_deref()
             == Some(&self.offsets[..]);
-        let times_ok = index::decode_time_index(&on_disk(&self.time_file)?).as_deref()
+        let times_ok = index::decode_time_index(&fs::read(&self.time_path)?).as_deref()
             == Some(&self.times[..]);
         if offsets_ok && times_ok {
             return Ok(false);
         }
         let o: Vec<u8> = self.offsets.iter().flat_map(|e| e.encode()).collect();
         let t: Vec<u8> = self.times.iter().flat_map(|e| e.encode()).collect();
-        self.index_file.set_len(0)?;
-        self.index_file.write_all_at(&o, 0)?;
-        self.time_file.set_len(0)?;
-        self.time_file.write_all_at(&t, 0)?;
+        for (path, bytes) in [(&self.index_path, o), (&self.time_path, t)] {
+            let f = open_rw(path, false)?;
+            f.set_len(0)?;
+            f.write_all_at(&bytes, 0)?;
+        }
         self.dirty = true;
+        self.indexes_dirty = true;
         Ok(true)
     }
 
@@ -281,14 +290,22 @@ impl Segment {
             .iter()
             .flat_map(|e| e.encode())
             .collect();
-        self.index_file
-            .write_all_at(&o, (self.pending_offsets * OFFSET_ENTRY_LEN) as u64)?;
+        if !o.is_empty() {
+            open_rw(&self.index_path, false)?
+                .write_all_at(&o, (self.pending_offsets * OFFSET_ENTRY_LEN) as u64)?;
+        }
         let t: Vec<u8> = self.times[self.pending_times..]
             .iter()
             .flat_map(|e| e.encode())
             .collect();
-        self.time_file
-            .write_all_at(&t, (self.pending_times * TIME_ENTRY_LEN) as u64)?;
+        if !t.is_empty() {
+            open_rw(&self.time_path, false)?
+                .write_all_at(&t, (self.pending_times * TIME_ENTRY_LEN) as u64)?;
+            self.indexes_dirty = true;
+        }
+        if !o.is_empty() {
+            self.indexes_dirty = true;
+        }
         self.pending.clear();
         self.pending_offsets = self.offsets.len();
         self.pending_times = self.times.len();
@@ -304,8 +321,12 @@ impl Segment {
         }
         if self.dirty {
             self.log.sync_data()?;
-            self.index_file.sync_data()?;
-            self.time_file.sync_data()?;
+            if self.indexes_dirty {
+                // fsync through a new descriptor syncs what the earlier ones wrote.
+                File::open(&self.index_path)?.sync_data()?;
+                File::open(&self.time_path)?.sync_data()?;
+                self.indexes_dirty = false;
+            }
             self.dirty = false;
         }
         Ok(())
@@ -374,10 +395,10 @@ impl Segment {
         let rel_offset = at.header.base_offset - self.base_offset;
         self.times
             .retain(|e| i64::from(e.relative_offset) < rel_offset);
-        self.index_file
+        open_rw(&self.index_path, false)?
             .set_len((self.offsets.len() * OFFSET_ENTRY_LEN) as u64)?;
-        self.time_file
-            .set_len((self.times.len() * TIME_ENTRY_LEN) as u64)?;
+        open_rw(&self.time_path, false)?.set_len((self.times.len() * TIME_ENTRY_LEN) as u64)?;
+        self.indexes_dirty = true;
         self.pending_offsets = self.offsets.len();
         self.pending_times = self.times.len();
         // The last time entry summarises every batch up to its own; walk the rest.

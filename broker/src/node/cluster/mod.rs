@@ -192,7 +192,7 @@ impl Node {
         settings.retention_bytes = -1;
         let mut restored = self
             .store
-            .create(&tp, &settings.log_settings())
+            .create(METADATA_GROUP.0, &tp, &settings.log_settings())
             .map_err(|e| format!("{tp}: cannot open the metadata log: {e}"))?;
         restored.membership = Membership::with_voters(voters);
         self.host_group(METADATA_GROUP, tp, restored, false)
@@ -846,7 +846,7 @@ impl Node {
                 }
                 continue;
             }
-            let mut restored = match self.store.create(&tp, &settings) {
+            let mut restored = match self.store.create(g.0, &tp, &settings) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(%tp, error = %e, "cannot open a partition's log");
