@@ -30,6 +30,13 @@ use super::Waiter;
 const ISR_POLL_TICKS: u64 = 5;
 /// How long an unanswered AlterPartition waits before it is sent again.
 const ALTER_RETRY_MS: u64 = 5_000;
+/// Ticks between preferred-leader checks (Kafka's
+/// `leader.imbalance.check.interval.seconds` is 300; a local cluster whose
+/// node came back should not stay lopsided for minutes).
+const PREFERRED_LEADER_TICKS: u64 = 100;
+/// Leadership transfers one check may start: a returning node takes its
+/// partitions back gradually, not all in one burst of elections.
+const TRANSFERS_PER_CHECK: usize = 64;
 
 /// A led partition's ISR bookkeeping.
 #[derive(Debug)]
@@ -150,6 +157,47 @@ impl Node {
             let shrinks = state.take_proposals(group);
             self.isr_shrinks += shrinks;
             self.report_partition(group);
+        }
+    }
+
+    /// Hands led partitions back to their preferred leader (the first
+    /// replica, where placement spread leadership) once it is in the ISR and
+    /// caught up: after a failover the survivors would otherwise keep every
+    /// partition the returning node used to lead (Kafka's
+    /// `auto.leader.rebalance.enable`).
+    pub(in crate::node) fn preferred_leader_tick(&mut self) {
+        if !self.raft.ticks().is_multiple_of(PREFERRED_LEADER_TICKS) {
+            return;
+        }
+        let me = self.me();
+        let mut transfers = Vec::new();
+        for (group, p) in &self.partitions {
+            if transfers.len() >= TRANSFERS_PER_CHECK {
+                break;
+            }
+            let Some(state) = &p.isr else {
+                continue;
+            };
+            let Some(preferred) = self
+                .image_partition(&p.tp)
+                .and_then(|i| i.replicas.first())
+                .map(|b| NodeId(b.0 as u64))
+            else {
+                continue;
+            };
+            if preferred != me
+                && state.tracker.isr().contains(&preferred)
+                && state.tracker.is_caught_up(preferred)
+            {
+                transfers.push((*group, preferred));
+            }
+        }
+        for (group, to) in transfers {
+            tracing::debug!(%group, %to, "handing leadership back to the preferred replica");
+            self.raft_step(proto_core::multiraft::Event::Group {
+                group,
+                event: proto_core::raft::Event::TransferLeader { to },
+            });
         }
     }
 

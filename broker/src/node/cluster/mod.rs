@@ -878,6 +878,7 @@ impl Node {
         }
         self.controller_step(ControllerEvent::Tick);
         self.isr_tick();
+        self.preferred_leader_tick();
         self.session_tick();
         self.expire_forwarded();
         self.ensure_cluster_offsets_topic();
