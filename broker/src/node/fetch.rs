@@ -169,8 +169,13 @@ impl Node {
             partition: key.partition,
         };
         let Some(part) = self.by_name.get(&tp).and_then(|g| self.partitions.get(g)) else {
-            return data.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+            return data.with_error_code(self.not_hosted_error(&tp).code());
         };
+        if self.cluster.is_some() && part.leader_epoch.is_none() {
+            // Consumers read from leaders (no KIP-392 follower fetching): the
+            // error sends one that followed a moved leader to the new one.
+            return data.with_error_code(ResponseError::NotLeaderOrFollower.code());
+        }
         let hw = part.high_watermark;
         let start = self.store.log_start_offset(&tp);
         let data = data

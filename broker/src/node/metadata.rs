@@ -131,6 +131,18 @@ impl Node {
         out
     }
 
+    /// The error for a partition this node does not host: it exists but
+    /// lives on other brokers (NOT_LEADER_OR_FOLLOWER, so the client asks
+    /// Metadata again), or it does not exist.
+    pub(super) fn not_hosted_error(&self, tp: &TopicPartition) -> ResponseError {
+        match self.table.topics.get(&tp.topic) {
+            Some(t) if (0..t.partitions).contains(&tp.partition) => {
+                ResponseError::NotLeaderOrFollower
+            }
+            _ => ResponseError::UnknownTopicOrPartition,
+        }
+    }
+
     /// The controller's id as Metadata reports it (-1: none known).
     fn controller_id(&self) -> i32 {
         match &self.cluster {

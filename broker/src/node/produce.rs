@@ -183,7 +183,7 @@ impl Node {
             partition: index,
         };
         let Some(&group) = self.by_name.get(&tp) else {
-            return part_error(index, ResponseError::UnknownTopicOrPartition, None);
+            return part_error(index, self.not_hosted_error(&tp), None);
         };
         let max = self
             .table
