@@ -6,7 +6,12 @@
 //! process can be stopped cleanly ([`Broker::stop`]), killed ([`Broker::kill9`])
 //! and started again on the same ports and data ([`Broker::restart`]). Dropping
 //! the handle kills the process; if the test is panicking, the tail of the
-//! broker log is printed so the failure can be read next to the broker's view.
+//! broker log is printed so the failure can be read next to the broker's view,
+//! and the temporary directory (data and whole log) is kept.
+//!
+//! A broker is one node: [`Broker::start`] makes a single-node cluster, and
+//! [`Broker::spawn_node`] starts one node of several (`clients/cluster.rs`) with
+//! the ports the caller picked for it, so the peers can name each other.
 //!
 //! The binary is `$CHRONIK_BIN` if set; otherwise `cargo build -p broker --bin
 //! chronik` is run once per test process (a no-op when it is fresh, so the tests
@@ -19,6 +24,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -32,13 +38,60 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a SIGTERM'd broker may take to exit.
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The loopback addresses one node listens on; a restart reuses them.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub kafka: SocketAddr,
+    pub admin: SocketAddr,
+    pub raft: SocketAddr,
+}
+
+impl Ports {
+    /// Three addresses nobody listens on right now, from [`PORTS`].
+    pub fn free() -> Ports {
+        Ports {
+            kafka: free_port(),
+            admin: free_port(),
+            raft: free_port(),
+        }
+    }
+}
+
+/// Where the nodes' ports come from: below Linux's ephemeral range (32768
+/// and up), where outgoing connections take their local ports. A port the
+/// kernel hands out as free (`launch::free_port`) can be taken by any
+/// client's or peer's connection before the node binds it, or while a
+/// killed node is down; with clusters starting side by side that happened.
+const PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// The next port of [`PORTS`] not bound by anyone right now. Each test
+/// process walks the range from its own starting point, so concurrent
+/// processes rarely probe the same ports.
+fn free_port() -> SocketAddr {
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORTS.end - PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = PORTS.start + offset as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().expect("a bound listener's address");
+        }
+    }
+    panic!("no free port in {PORTS:?}");
+}
+
 pub struct Broker {
     pub io: String,
+    node_id: u32,
     child: Option<Child>,
     dir: tempfile::TempDir,
-    kafka: SocketAddr,
-    admin: SocketAddr,
-    raft: SocketAddr,
+    ports: Ports,
     extra: Vec<String>,
     starts: u32,
 }
@@ -53,18 +106,28 @@ impl Broker {
     /// Starts a broker with extra `serve` arguments, which replace the defaults
     /// of [`Broker::start`] for the flags they name.
     pub fn start_with(io: &str, extra: &[&str]) -> Broker {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut b = Self::spawn_node(io, 1, Ports::free(), &extra);
+        b.wait_healthy();
+        b
+    }
+
+    /// Spawns node `node_id` listening on `ports`, with extra `serve`
+    /// arguments (a cluster's `--peers`, for one), without waiting for it:
+    /// [`Broker::wait_healthy`] does, so that the nodes of a cluster can boot
+    /// side by side.
+    pub fn spawn_node(io: &str, node_id: u32, ports: Ports, extra: &[String]) -> Broker {
         let dir = tempfile::Builder::new()
-            .prefix(&format!("chronik-client-{io}-"))
+            .prefix(&format!("chronik-client-{io}-n{node_id}-"))
             .tempdir()
             .expect("create the broker's temporary directory");
         let mut b = Broker {
             io: io.to_string(),
+            node_id,
             child: None,
             dir,
-            kafka: launch::free_port().expect("a free port"),
-            admin: launch::free_port().expect("a free port"),
-            raft: launch::free_port().expect("a free port"),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            ports,
+            extra: extra.to_vec(),
             starts: 0,
         };
         b.spawn();
@@ -73,7 +136,27 @@ impl Broker {
 
     /// `host:port` for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
-        self.kafka.to_string()
+        self.ports.kafka.to_string()
+    }
+
+    /// The Kafka listener.
+    pub fn kafka_addr(&self) -> SocketAddr {
+        self.ports.kafka
+    }
+
+    pub fn node_id(&self) -> u32 {
+        self.node_id
+    }
+
+    /// Whether the process runs (it was not killed or stopped since its
+    /// last start).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// `node N --io IO`, for messages.
+    pub fn label(&self) -> String {
+        format!("node {} --io {}", self.node_id, self.io)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -108,7 +191,7 @@ impl Broker {
         assert!(
             !status.success(),
             "[{}] a SIGKILLed broker cannot exit cleanly: {status:?}",
-            self.io
+            self.label()
         );
     }
 
@@ -123,14 +206,14 @@ impl Broker {
             let _ = child.wait();
             panic!(
                 "[{}] broker still running {STOP_DEADLINE:?} after SIGTERM\n{}",
-                self.io,
+                self.label(),
                 self.log_tail(40)
             );
         };
         assert!(
             status.success(),
             "[{}] broker did not exit cleanly on SIGTERM: {status:?}\n{}",
-            self.io,
+            self.label(),
             self.log_tail(40)
         );
         status
@@ -143,6 +226,7 @@ impl Broker {
             self.stop();
         }
         self.spawn();
+        self.wait_healthy();
     }
 
     fn spawn(&mut self) {
@@ -155,19 +239,19 @@ impl Broker {
             .expect("open the broker log");
         writeln!(
             log,
-            "===== test harness: start #{} (--io {}) =====",
-            self.starts, self.io
+            "===== test harness: start #{} (node {}, --io {}) =====",
+            self.starts, self.node_id, self.io
         )
         .unwrap();
         let log2 = log.try_clone().unwrap();
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
-            .args(["--node-id", "1"])
+            .args(["--node-id", &self.node_id.to_string()])
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(["--kafka-listen", &self.kafka.to_string()])
-            .args(["--admin-listen", &self.admin.to_string()])
-            .args(["--raft-listen", &self.raft.to_string()])
+            .args(["--kafka-listen", &self.ports.kafka.to_string()])
+            .args(["--admin-listen", &self.ports.admin.to_string()])
+            .args(["--raft-listen", &self.ports.raft.to_string()])
             .args(["--io", &self.io]);
         // Defaults the extra arguments may override (clap refuses repeats).
         for (flag, value) in [
@@ -188,13 +272,14 @@ impl Broker {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary().display()));
         self.child = Some(child);
-        self.wait_healthy();
     }
 
-    fn wait_healthy(&mut self) {
+    /// Waits until the node answers `/health` with 200, which in a cluster
+    /// only means it serves Kafka requests, not that the cluster has formed.
+    pub fn wait_healthy(&mut self) {
         let child = self.child.as_mut().expect("broker is running");
-        if let Err(why) = launch::wait_healthy(child, self.admin, START_DEADLINE) {
-            panic!("[{}] broker {why}\n{}", self.io, self.log_tail(40));
+        if let Err(why) = launch::wait_healthy(child, self.ports.admin, START_DEADLINE) {
+            panic!("[{}] broker {why}\n{}", self.label(), self.log_tail(40));
         }
     }
 }
@@ -206,9 +291,11 @@ impl Drop for Broker {
             let _ = child.wait();
         }
         if std::thread::panicking() {
+            // The data and the whole log stay for a post-mortem.
+            self.dir.disable_cleanup(true);
             eprintln!(
-                "----- broker log tail (--io {}, {}) -----\n{}\n----- end of broker log -----",
-                self.io,
+                "----- broker log tail ({}, {}) -----\n{}\n----- end of broker log -----",
+                self.label(),
                 self.log_path().display(),
                 self.log_tail(60)
             );
