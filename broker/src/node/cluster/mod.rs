@@ -603,6 +603,12 @@ impl Node {
     /// Asks the controller to create `name` with the defaults (Metadata's
     /// auto-creation); the asker retries Metadata until it exists.
     pub(super) fn cluster_auto_create(&mut self, name: &str) {
+        // The controller creates __consumer_offsets itself, with
+        // --offsets-partitions and its configs, once enough brokers
+        // registered; Kafka never auto-creates internal topics from Metadata.
+        if name == OFFSETS_TOPIC || name == METADATA_TOPIC {
+            return;
+        }
         let topic = CreatableTopic {
             name: name.to_string(),
             num_partitions: -1,
