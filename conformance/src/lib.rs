@@ -11,4 +11,5 @@ pub mod isr_trace;
 pub mod launch;
 pub mod metadata_trace;
 pub mod node;
+pub mod node_sim;
 pub mod sim;
