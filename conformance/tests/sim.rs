@@ -79,3 +79,19 @@ fn skipping_the_figure8_rule_is_caught() {
     let found = first_violation(faults);
     assert!(found.is_some(), "no violation in {FAULT_SEED_BUDGET} seeds");
 }
+
+/// The bug `poll_election` fixed: a candidate led on its peers' votes before
+/// its own term and vote were durable, lost them in a crash, and won the
+/// same term again with a different log. Only the slow-disk layer finds it:
+/// leadership handed to a node whose disk is slower than the network, a power
+/// loss right after its first proposal, and a quick restart that campaigns
+/// while its voters still remember their votes.
+#[test]
+fn leading_before_the_own_vote_is_durable_is_caught() {
+    let faults = FaultSwitches {
+        lead_before_own_vote_durable: true,
+        ..FaultSwitches::default()
+    };
+    let found = first_violation(faults);
+    assert!(found.is_some(), "no violation in {FAULT_SEED_BUDGET} seeds");
+}

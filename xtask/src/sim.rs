@@ -5,10 +5,10 @@
 //! - `--seed S` replays one seed and prints its event log (every step and the
 //!   actions it produced) on stdout.
 //! - `--trace FILE` replays a trace file the same way.
-//! - `--faults ack-before-persist|skip-figure8` breaks Raft on purpose (the
-//!   checks must then fail); `--ticks T` sets the fault phase length;
-//!   `--out DIR` is where minimized traces go (default `target/sim-traces`);
-//!   `--jobs J` caps the threads.
+//! - `--faults ack-before-persist|skip-figure8|lead-before-own-vote` breaks
+//!   Raft on purpose (the checks must then fail); `--ticks T` sets the fault
+//!   phase length; `--out DIR` is where minimized traces go (default
+//!   `target/sim-traces`); `--jobs J` caps the threads.
 //!
 //! Every failure prints its seed, the violation and the step, and the first few
 //! are minimized into trace files. The command fails if any seed failed.
@@ -69,7 +69,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--faults" => {
                 let v = value()?;
                 a.opts.faults = parse_faults(&v).with_context(|| {
-                    format!("unknown --faults `{v}` (ack-before-persist, skip-figure8)")
+                    format!("unknown --faults `{v}` (ack-before-persist, skip-figure8, lead-before-own-vote)")
                 })?;
             }
             other => bail!(
@@ -264,7 +264,7 @@ fn summary(
     println!("  {:<22} {:>14.0}", "steps/s", t.steps as f64 / secs);
     println!();
     println!("  {:<22} {:>14} {:>12}", "", "total", "per seed");
-    let rows: [(&str, u64); 16] = [
+    let rows: [(&str, u64); 17] = [
         ("steps", t.steps),
         ("ticks", t.ticks),
         ("messages", t.messages),
@@ -275,6 +275,7 @@ fn summary(
         ("crashes", t.crashes),
         ("pauses", t.pauses),
         ("partitions", t.partitions),
+        ("slow disks", t.slow_disks),
         ("leader transfers", t.transfers),
         ("membership changes", t.conf_changes),
         ("compactions", t.compactions),

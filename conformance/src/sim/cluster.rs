@@ -5,10 +5,11 @@
 //! its own offset inside the tick), message deliveries and disk completions.
 //! At each tick boundary the nemesis ops due run, then the workload, then the
 //! queue drains up to the next boundary. Every node step is followed by the
-//! checker, so a violation is caught at the step that caused it.
+//! checker, so a violation is caught at the step that caused it. What each
+//! nemesis op does to the cluster lives in [`faults`].
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use bytes::Bytes;
 use proto_core::raft::{
@@ -17,11 +18,15 @@ use proto_core::raft::{
 use rand_chacha::ChaCha8Rng;
 
 use super::checker::{Checker, Violation, ViolationKind};
-use super::nemesis::{Direction, NemesisOp, Scheduled, Side, Target};
-use super::network::{links, Network};
+use super::nemesis::Target;
+use super::network::Network;
 use super::params::{below, chance, pick, stream, Stream, TICK};
 use super::{Failure, Outcome, Plan, Stats};
-use crate::node::{encode_state, Node};
+use crate::node::Node;
+
+mod faults;
+
+use faults::ArmedCrash;
 
 /// A run that takes more steps than this is a message storm: reported, not waited out.
 const MAX_STEPS: u64 = 20_000_000;
@@ -35,8 +40,15 @@ const SWEEP_EVERY: u64 = 64;
 
 enum Happening {
     Tick(NodeId),
-    Deliver(Message),
-    Durable { node: NodeId, incarnation: u64 },
+    /// A message, with the incarnation of the sender that sent it.
+    Deliver {
+        msg: Message,
+        sent_by: u64,
+    },
+    Durable {
+        node: NodeId,
+        incarnation: u64,
+    },
 }
 
 struct Queued {
@@ -99,6 +111,16 @@ struct Server {
     incarnation: u64,
     /// When the latest write becomes durable (writes complete in order).
     disk_ready: u64,
+    /// The tick until which each write takes `slow_by` time units longer.
+    slow_until: u64,
+    /// The extra latency of a slow disk.
+    slow_by: u64,
+    /// Messages sent by incarnations below this one are lost in flight: the
+    /// machine lost power and its connections broke.
+    sends_lost_below: u64,
+    /// Campaigns as soon as it restarts (its election timer advanced on boot,
+    /// as etcd's `initial-election-tick-advance` does).
+    campaign_on_restart: bool,
     /// Where in each tick this server's timer fires.
     tick_offset: u64,
 }
@@ -117,6 +139,8 @@ pub(super) struct Sim<'p> {
     next_op: usize,
     next_value: u64,
     next_spare: NodeId,
+    /// The armed [`NemesisOp::CrashNewLeader`], until it fires or expires.
+    armed_crash: Option<ArmedCrash>,
     /// Each client's outstanding proposal (its last value) and when it was made.
     clients: Vec<Option<(Bytes, u64)>>,
     /// The liveness proposal in flight: its value and the tick it was made.
@@ -141,6 +165,7 @@ impl<'p> Sim<'p> {
             next_op: 0,
             next_value: 0,
             next_spare: NodeId(p.nodes + 1),
+            armed_crash: None,
             clients: vec![None; p.clients as usize],
             probe: None,
             stats: Stats::default(),
@@ -170,6 +195,10 @@ impl<'p> Sim<'p> {
                 paused_until: 0,
                 incarnation: 0,
                 disk_ready: 0,
+                slow_until: 0,
+                slow_by: 0,
+                sends_lost_below: 0,
+                campaign_on_restart: false,
                 tick_offset,
             },
         );
@@ -312,13 +341,22 @@ impl<'p> Sim<'p> {
                 }
                 let _ = self.step(id, Event::Tick)?;
             }
-            Happening::Deliver(m) => {
+            Happening::Deliver { msg: m, sent_by } => {
                 let (from, to) = (m.from, m.to);
+                if self
+                    .servers
+                    .get(&from)
+                    .is_some_and(|s| sent_by < s.sends_lost_below)
+                {
+                    self.stats.dropped += 1;
+                    return Ok(());
+                }
                 let receiver = self.servers.get(&to).map(|s| (s.up, s.paused_until));
                 match receiver {
                     Some((true, paused)) if !self.net.is_cut(from, to) => {
                         if self.now < paused {
-                            self.queue.push(paused, Happening::Deliver(m));
+                            let what = Happening::Deliver { msg: m, sent_by };
+                            self.queue.push(paused, what);
                         } else {
                             let _ = self.step(to, Event::Message(m))?;
                         }
@@ -410,7 +448,10 @@ impl<'p> Sim<'p> {
         for a in &actions {
             match a {
                 Action::Persist(_) => {
-                    let delay = below(&mut self.disk_rng, self.plan.params.disk_delay_max + 1);
+                    let mut delay = below(&mut self.disk_rng, self.plan.params.disk_delay_max + 1);
+                    if self.tick < s.slow_until {
+                        delay += s.slow_by;
+                    }
                     s.disk_ready = s.disk_ready.max(self.now + delay);
                     let what = Happening::Durable {
                         node: id,
@@ -447,8 +488,11 @@ impl<'p> Sim<'p> {
             }
             self.stats.duplicated += copies.len().saturating_sub(1) as u64;
             for delay in copies {
-                self.queue
-                    .push(self.now + delay, Happening::Deliver(m.clone()));
+                let what = Happening::Deliver {
+                    msg: m.clone(),
+                    sent_by: s.incarnation,
+                };
+                self.queue.push(self.now + delay, what);
             }
         }
         Ok(())
@@ -483,212 +527,9 @@ impl<'p> Sim<'p> {
         }
     }
 
-    fn nemesis(&mut self, tick: u64) -> Result<(), Violation> {
-        let plan = self.plan;
-        while let Some(s) = plan.schedule.get(self.next_op) {
-            if s.at > tick {
-                break;
-            }
-            self.next_op += 1;
-            if s.at == tick {
-                self.apply(s)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, s: &Scheduled) -> Result<(), Violation> {
-        self.note(|| format!("nemesis: {}", s.op));
-        let ticks_to_time = |t: u64| t * TICK;
-        match &s.op {
-            NemesisOp::Crash { target, ticks } => {
-                if let Some(id) = self.resolve(*target) {
-                    self.crash(id, *ticks);
-                }
-            }
-            NemesisOp::Pause { target, ticks } => {
-                if let Some(id) = self.resolve(*target) {
-                    let until = self.now + ticks_to_time(*ticks);
-                    if let Some(s) = self.servers.get_mut(&id).filter(|s| s.up) {
-                        s.paused_until = s.paused_until.max(until);
-                        self.stats.pauses += 1;
-                        self.note(|| format!("pause {id}"));
-                    }
-                }
-            }
-            NemesisOp::Partition { side, dir, ticks } => {
-                let side: BTreeSet<NodeId> = match side {
-                    Side::Nodes(set) => set.clone(),
-                    Side::Leader => self.leader().into_iter().collect(),
-                };
-                let (out, inbound) = match dir {
-                    Direction::Both => (true, true),
-                    Direction::Out => (true, false),
-                    Direction::In => (false, true),
-                };
-                let cut = links(&side, self.plan.params.all_ids(), out, inbound);
-                if !cut.is_empty() {
-                    self.stats.partitions += 1;
-                    self.net.cut(cut, self.tick + ticks);
-                    let blocked = self.net.blocked().len();
-                    self.note(|| format!("network: {blocked} links cut"));
-                }
-            }
-            NemesisOp::TransferLeader { pick } => {
-                let Some(leader) = self.leader() else {
-                    return Ok(());
-                };
-                let others: Vec<NodeId> = self.membership(leader, |m| {
-                    m.voters.iter().copied().filter(|&v| v != leader).collect()
-                });
-                if let Some(&to) = others.get(choose(*pick, others.len())) {
-                    self.stats.transfers += 1;
-                    let _ = self.step(leader, Event::TransferLeader { to })?;
-                }
-            }
-            NemesisOp::AddLearner => {
-                let id = self.next_spare;
-                let p = &self.plan.params;
-                if id.0 > p.nodes + p.spares {
-                    return Ok(());
-                }
-                if self.propose_change(proto_core::raft::ConfChange::AddLearner(id))? {
-                    self.next_spare = NodeId(id.0 + 1);
-                    self.start_server(id);
-                    self.note(|| format!("start {id}"));
-                }
-            }
-            NemesisOp::Promote { pick } => {
-                let Some(leader) = self.leader() else {
-                    return Ok(());
-                };
-                let learners: Vec<NodeId> =
-                    self.membership(leader, |m| m.learners.iter().copied().collect());
-                if let Some(&n) = learners.get(choose(*pick, learners.len())) {
-                    self.propose_change(proto_core::raft::ConfChange::PromoteLearner(n))?;
-                }
-            }
-            NemesisOp::Remove { pick } => {
-                let Some(leader) = self.leader() else {
-                    return Ok(());
-                };
-                let (members, voters): (Vec<NodeId>, usize) =
-                    self.membership(leader, |m| (m.members().collect(), m.voters.len()));
-                if let Some(&n) = members.get(choose(*pick, members.len())) {
-                    let is_voter = self.membership(leader, |m| m.voters.contains(&n));
-                    if !is_voter || voters > 2 {
-                        self.propose_change(proto_core::raft::ConfChange::RemoveNode(n))?;
-                    }
-                }
-            }
-            NemesisOp::Compact { target } => {
-                let ids: Vec<NodeId> = match target {
-                    None => self.servers.keys().copied().collect(),
-                    Some(t) => self.resolve(*t).into_iter().collect(),
-                };
-                for id in ids {
-                    self.compact(id)?;
-                }
-            }
-            NemesisOp::Unreachable { node, peer } => {
-                if self.servers.get(node).is_some_and(|s| s.up) {
-                    let _ = self.step(*node, Event::Unreachable { peer: *peer })?;
-                }
-            }
-            NemesisOp::Campaign { node } => {
-                if self.servers.get(node).is_some_and(|s| s.up) {
-                    let _ = self.step(*node, Event::Campaign)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn membership<T>(&self, id: NodeId, f: impl FnOnce(&proto_core::raft::Membership) -> T) -> T {
         // Callers pass a running node's id.
         f(self.servers[&id].node.raft.membership())
-    }
-
-    /// Proposes a membership change to the leader; true if it was accepted.
-    fn propose_change(&mut self, cc: proto_core::raft::ConfChange) -> Result<bool, Violation> {
-        let Some(leader) = self.leader() else {
-            return Ok(false);
-        };
-        let ok = self.step(leader, Event::ProposeConfChange(cc))?.is_ok();
-        if ok {
-            self.stats.conf_changes += 1;
-        }
-        Ok(ok)
-    }
-
-    fn compact(&mut self, id: NodeId) -> Result<(), Violation> {
-        let Some(s) = self.servers.get_mut(&id).filter(|s| s.up) else {
-            return Ok(());
-        };
-        let index = s.node.raft.log().applied();
-        let data = encode_state(&s.node.applied);
-        if self.step(id, Event::Compact { index, data })?.is_ok() {
-            self.stats.compactions += 1;
-        }
-        Ok(())
-    }
-
-    fn crash(&mut self, id: NodeId, ticks: u64) {
-        let until = self.tick + ticks.max(1);
-        let Some(s) = self.servers.get_mut(&id).filter(|s| s.up) else {
-            return;
-        };
-        s.up = false;
-        s.down_until = until;
-        s.incarnation += 1;
-        s.disk_ready = 0;
-        s.paused_until = 0;
-        self.stats.crashes += 1;
-        self.note(|| format!("crash {id} until tick {until}"));
-    }
-
-    fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
-        let Some(s) = self.servers.get_mut(&id) else {
-            return Ok(());
-        };
-        s.node.crash_and_restart();
-        s.up = true;
-        self.checker.restarted(id, &s.node);
-        self.after_step(id, || "restart from disk".to_string())
-    }
-
-    fn restart_due(&mut self) -> Result<(), Violation> {
-        let due: Vec<NodeId> = self
-            .servers
-            .iter()
-            .filter(|(_, s)| !s.up && s.down_until <= self.tick)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in due {
-            self.restart(id)?;
-        }
-        Ok(())
-    }
-
-    /// The end of the fault phase: every process runs, every link works, no
-    /// message is lost; quiesced nodes are woken as a driver would on reconnect.
-    fn heal_all(&mut self) -> Result<(), Violation> {
-        self.note(|| "heal: restart all, reconnect all, stop losses".to_string());
-        self.net.heal_all();
-        let ids: Vec<NodeId> = self.servers.keys().copied().collect();
-        for &id in &ids {
-            if let Some(s) = self.servers.get_mut(&id) {
-                s.paused_until = 0;
-                if !s.up {
-                    s.down_until = 0;
-                }
-            }
-        }
-        self.restart_due()?;
-        for id in ids {
-            let _ = self.step(id, Event::Unquiesce)?;
-        }
-        Ok(())
     }
 
     /// Closed-loop clients, as in Jepsen: each has at most one proposal
@@ -719,6 +560,7 @@ impl<'p> Sim<'p> {
             if self.step(leader, Event::Propose(values))?.is_ok() {
                 self.stats.proposals += n;
                 self.clients[c] = last.map(|v| (v, self.tick));
+                self.crash_new_leader(leader);
             }
         }
         Ok(())
@@ -793,15 +635,6 @@ impl<'p> Sim<'p> {
             })
             .collect();
         lines.join("; ")
-    }
-}
-
-/// Index `pick` into a list of `len` candidates (`len` may be zero).
-fn choose(pick: u64, len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        (pick % len as u64) as usize
     }
 }
 

@@ -16,8 +16,15 @@
 //!   sender as `Unreachable`, as a driver's connection would.
 //! - **Disk**: each write becomes durable after a random delay, in order. A crash
 //!   loses every write not yet durable; the node restarts from its disk later.
+//!   In half the seeds (a layer drawn from its own stream) a disk turns slow
+//!   now and then (each write takes longer), so the network outruns it: peers
+//!   answer before the node's own writes are durable.
 //! - **Processes**: crashes with downtime, pauses (a frozen process: its ticks
-//!   are lost, its messages and disk completions wait).
+//!   are lost, its messages and disk completions wait), and, in the slow-disk
+//!   layer, power losses of a leader just elected on a slow disk, right after
+//!   its first client proposal: its messages still in flight are lost too, and
+//!   it restarts soon and campaigns at once, while its voters still remember
+//!   their votes for it.
 //! - **Operators**: leader transfers, learners added from a pool of spare ids,
 //!   promoted and removed, compaction (so lagging followers need snapshots),
 //!   forced elections.
@@ -125,6 +132,8 @@ pub struct Stats {
     pub pauses: u64,
     /// Partitions started.
     pub partitions: u64,
+    /// Slow-disk episodes started.
+    pub slow_disks: u64,
     /// Leader transfers requested.
     pub transfers: u64,
     /// Membership changes accepted by a leader.
@@ -159,6 +168,7 @@ impl Stats {
             crashes,
             pauses,
             partitions,
+            slow_disks,
             transfers,
             conf_changes,
             compactions,
@@ -178,6 +188,7 @@ impl Stats {
         self.crashes += crashes;
         self.pauses += pauses;
         self.partitions += partitions;
+        self.slow_disks += slow_disks;
         self.transfers += transfers;
         self.conf_changes += conf_changes;
         self.compactions += compactions;

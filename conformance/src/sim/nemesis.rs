@@ -1,7 +1,8 @@
 //! The nemesis: the faults and operator actions a run suffers, as a schedule of
 //! ops fixed before the run starts.
 //!
-//! The schedule is data. It is drawn from the seed's own nemesis stream, written
+//! The schedule is data. It is drawn from the seed's own nemesis streams (the
+//! profile mix, and the slow-disk layer on top in half the seeds), written
 //! into trace files, replayed from them, and shrunk by dropping ops. Every op
 //! stands alone (a crash carries its downtime, a partition its duration) and is
 //! resolved against the cluster when it runs (`leader`, `pick=K`), so any subset
@@ -14,7 +15,7 @@ use std::str::FromStr;
 use proto_core::raft::NodeId;
 use rand_chacha::ChaCha8Rng;
 
-use super::params::{below, between, chance, stream, Params, Stream};
+use super::params::{below, between, chance, stream, Params, Stream, TICK};
 
 /// Whom an op hits: a fixed node, or whoever leads when the op runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +78,11 @@ pub enum NemesisOp {
         /// Chooses the target among the other voters, modulo their number.
         pick: u64,
     },
+    /// Asks the leader to hand leadership to `node` (if it is another voter).
+    TransferTo {
+        /// The voter to hand leadership to.
+        node: NodeId,
+    },
     /// Asks the leader to add the next spare id as a learner (and starts it).
     AddLearner,
     /// Asks the leader to promote one of its learners.
@@ -106,6 +112,28 @@ pub enum NemesisOp {
     Campaign {
         /// Who campaigns.
         node: NodeId,
+    },
+    /// Makes a node's disk slow (a degraded drive, a stalled fsync): for
+    /// `ticks`, each write it issues takes `by` time units longer, so the
+    /// network outruns it and peers answer before its own writes are durable.
+    SlowDisk {
+        /// Whose disk.
+        target: Target,
+        /// Extra latency per write, in time units.
+        by: u64,
+        /// How long.
+        ticks: u64,
+    },
+    /// Arms a power loss for the next leader elected (within four election
+    /// timeouts): right after it accepts its first client proposal, before
+    /// that write can be durable, its machine dies, losing the writes not yet
+    /// durable and the messages not yet delivered. It restarts `ticks` later
+    /// and campaigns at once (its election timer advanced on boot, as etcd's
+    /// `initial-election-tick-advance` does), while its voters still remember
+    /// their votes for it.
+    CrashNewLeader {
+        /// Downtime.
+        ticks: u64,
     },
 }
 
@@ -179,8 +207,24 @@ const PROFILES: [Profile; 3] = [
 
 /// Draws the nemesis schedule of `seed` for a run with `params`: about one op
 /// every `nemesis_gap` ticks during the fault phase, after a short calm start,
-/// with the mix of one of the profiles.
+/// with the mix of one of the profiles, and in some seeds the slow-disk layer
+/// on top.
 pub fn generate(seed: u64, params: &Params) -> Vec<Scheduled> {
+    let mut out = mix(seed, params);
+    let layer = slow_disks(seed, params);
+    if !layer.is_empty() {
+        out.extend(layer);
+        // Stable: at one tick, the mix's ops keep their order and come first.
+        out.sort_by_key(|s| s.at);
+    }
+    out
+}
+
+/// The per-mille share of seeds that get the slow-disk layer.
+const SLOW_DISK_SEEDS: u64 = 500;
+
+/// The ops of one of the profiles' mixes.
+fn mix(seed: u64, params: &Params) -> Vec<Scheduled> {
     let mut r = stream(seed, Stream::Nemesis);
     let profile = &PROFILES[below(&mut r, PROFILES.len() as u64) as usize];
     let total: u64 = profile.weights.iter().sum();
@@ -267,6 +311,56 @@ pub fn generate(seed: u64, params: &Params) -> Vec<Scheduled> {
     out
 }
 
+/// The slow-disk layer, drawn from its own stream so that seeds without it
+/// run exactly as they did before it existed: now and then a node's disk
+/// turns slow, and now and then leadership moves to a node whose disk has
+/// just turned slow (its peers' votes arrive before its own vote is durable)
+/// and that new leader loses power right after its first client proposal.
+fn slow_disks(seed: u64, params: &Params) -> Vec<Scheduled> {
+    let mut r = stream(seed, Stream::SlowDisks);
+    let mut out = Vec::new();
+    if !chance(&mut r, SLOW_DISK_SEEDS) {
+        return out;
+    }
+    let election = u64::from(params.election_ticks);
+    let gap = 4 * params.nemesis_gap;
+    let mut at = 2 * election + below(&mut r, gap);
+    while at < params.fault_ticks {
+        let node = NodeId(between(&mut r, 1, params.nodes));
+        let by = between(&mut r, TICK, election * TICK);
+        let ticks = between(&mut r, election, 6 * election);
+        if chance(&mut r, 500) {
+            let target = if chance(&mut r, 400) {
+                Target::Leader
+            } else {
+                Target::Node(node)
+            };
+            let op = NemesisOp::SlowDisk { target, by, ticks };
+            out.push(Scheduled { at, op });
+        } else {
+            let down = between(&mut r, 1, (election / 2).max(1));
+            out.push(Scheduled {
+                at,
+                op: NemesisOp::TransferTo { node },
+            });
+            out.push(Scheduled {
+                at,
+                op: NemesisOp::SlowDisk {
+                    target: Target::Node(node),
+                    by,
+                    ticks,
+                },
+            });
+            out.push(Scheduled {
+                at,
+                op: NemesisOp::CrashNewLeader { ticks: down },
+            });
+        }
+        at += 1 + below(&mut r, 2 * gap);
+    }
+    out
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -298,6 +392,7 @@ impl fmt::Display for NemesisOp {
                 write!(f, "partition {side} {dir} for={ticks}")
             }
             NemesisOp::TransferLeader { pick } => write!(f, "transfer-leader pick={pick}"),
+            NemesisOp::TransferTo { node } => write!(f, "transfer-leader to={node}"),
             NemesisOp::AddLearner => f.write_str("add-learner"),
             NemesisOp::Promote { pick } => write!(f, "promote pick={pick}"),
             NemesisOp::Remove { pick } => write!(f, "remove pick={pick}"),
@@ -307,6 +402,10 @@ impl fmt::Display for NemesisOp {
             } => write!(f, "compact {target}"),
             NemesisOp::Unreachable { node, peer } => write!(f, "unreachable {node} {peer}"),
             NemesisOp::Campaign { node } => write!(f, "campaign {node}"),
+            NemesisOp::SlowDisk { target, by, ticks } => {
+                write!(f, "slow-disk {target} by={by} for={ticks}")
+            }
+            NemesisOp::CrashNewLeader { ticks } => write!(f, "crash-new-leader for={ticks}"),
         }
     }
 }
@@ -374,6 +473,9 @@ impl FromStr for NemesisOp {
                     ticks: num(d, "for=", line)?,
                 }
             }
+            ["transfer-leader", p] if p.starts_with("to=") => NemesisOp::TransferTo {
+                node: NodeId(num(p, "to=", line)?),
+            },
             ["transfer-leader", p] => NemesisOp::TransferLeader {
                 pick: num(p, "pick=", line)?,
             },
@@ -394,6 +496,14 @@ impl FromStr for NemesisOp {
             },
             ["campaign", a] => NemesisOp::Campaign {
                 node: NodeId(a.parse().map_err(|_| bad())?),
+            },
+            ["slow-disk", t, b, d] => NemesisOp::SlowDisk {
+                target: target(t, line)?,
+                by: num(b, "by=", line)?,
+                ticks: num(d, "for=", line)?,
+            },
+            ["crash-new-leader", d] => NemesisOp::CrashNewLeader {
+                ticks: num(d, "for=", line)?,
             },
             _ => return Err(bad()),
         };

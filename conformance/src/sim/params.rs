@@ -26,6 +26,8 @@ pub enum Stream {
     Disk = 4,
     /// Client proposals.
     Workload = 5,
+    /// The slow-disk layer of the nemesis schedule.
+    SlowDisks = 6,
 }
 
 /// The RNG of one stream of `seed`.

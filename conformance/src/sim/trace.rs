@@ -53,6 +53,9 @@ pub fn fault_names(f: &FaultSwitches) -> String {
     if f.skip_figure8_rule {
         names.push("skip-figure8");
     }
+    if f.lead_before_own_vote_durable {
+        names.push("lead-before-own-vote");
+    }
     if names.is_empty() {
         "none".to_string()
     } else {
@@ -67,6 +70,7 @@ pub fn parse_faults(s: &str) -> Option<FaultSwitches> {
         match name.trim() {
             "ack-before-persist" => f.ack_before_persist = true,
             "skip-figure8" => f.skip_figure8_rule = true,
+            "lead-before-own-vote" => f.lead_before_own_vote_durable = true,
             "none" | "" => {}
             _ => return None,
         }
