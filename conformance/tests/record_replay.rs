@@ -9,9 +9,15 @@
 //! trace is tampered with (a recorded digest, and a request's bytes) and the
 //! replay must name exactly the input that was changed.
 //!
+//! A three-node cluster (one node per driver mix) is recorded too: every node
+//! records its peer frames with its client requests, and each node's trace
+//! must replay identically on its own.
+//!
 //! Run: `cargo test -p conformance --test record_replay`.
 
 mod clients;
+#[path = "clients/cluster.rs"]
+mod cluster;
 #[path = "clients/group.rs"]
 mod group;
 #[path = "clients/rd.rs"]
@@ -203,5 +209,45 @@ fn a_recorded_broker_replays_identically_and_tampering_is_found() {
         let report = replay_into(&tampered, dir.path(), "replay-input");
         let d = report.divergence.expect("the changed request is found");
         assert_eq!(d.input, produce_at as u64, "[{io}] {d}");
+    }
+}
+
+#[test]
+fn every_node_of_a_recorded_cluster_replays_identically() {
+    let _slot = cluster::slot();
+    let traces = tempfile::tempdir().expect("a directory for the traces");
+    let path = |id: u32| traces.path().join(format!("node-{id}.trace"));
+    let mut c = cluster::Cluster::start_each(
+        "record_replay/mixed",
+        &cluster::io_mode("mixed"),
+        &[],
+        |id| vec!["--record-trace".into(), path(id).display().to_string()],
+    );
+    let topic = "traced-cluster";
+    let controller = c.controller();
+    let follower = c.ids().into_iter().find(|&id| id != controller).unwrap();
+    cluster::create_topic(c.node(follower).kafka_addr(), topic, 2, 3)
+        .unwrap_or_else(|e| panic!("create {topic}: {e}"));
+    c.wait_leaders(topic, 2);
+    let msgs: Vec<Msg> = (0..RECORDS).map(|i| numbered(topic, i)).collect();
+    let bootstrap = c.bootstrap();
+    produce_all(&bootstrap, topic, Some(0), &msgs, &[("acks", "all")]);
+    let read = consume(&bootstrap, topic, 0, RECORDS);
+    assert_contiguous("cluster partition 0", &read);
+    for id in c.ids() {
+        c.stop(id);
+    }
+    for id in c.ids() {
+        let report = replay_into(&path(id), traces.path(), &format!("replay-{id}"));
+        assert!(report.identical(), "node {id}: {report:?}");
+        assert!(
+            report.peer_frames > 0 && report.sends > 0,
+            "node {id} recorded no peer traffic: {report:?}"
+        );
+        assert!(
+            matches!(report.end, TraceEnd::Complete),
+            "node {id}: {:?}",
+            report.end
+        );
     }
 }

@@ -141,6 +141,17 @@ impl Cluster {
     /// Starts one node per entry of `ios` (its driver), with `extra` serve
     /// arguments on every node, and waits until the cluster has formed.
     pub fn start(name: &str, ios: &[&str], extra: &[&str]) -> Cluster {
+        Self::start_each(name, ios, extra, |_| Vec::new())
+    }
+
+    /// Like [`Cluster::start`], with `each(id)`'s arguments added to node
+    /// `id` alone (a trace file per node, say).
+    pub fn start_each(
+        name: &str,
+        ios: &[&str],
+        extra: &[&str],
+        each: impl Fn(u32) -> Vec<String>,
+    ) -> Cluster {
         let ports: Vec<Ports> = ios.iter().map(|_| Ports::free()).collect();
         let peers = ports
             .iter()
@@ -162,7 +173,9 @@ impl Cluster {
         };
         for (i, (io, ports)) in ios.iter().zip(ports).enumerate() {
             let id = i as u32 + 1;
-            cluster.nodes.push(Broker::spawn_node(io, id, ports, &args));
+            let mut node_args = args.clone();
+            node_args.extend(each(id));
+            cluster.nodes.push(Broker::spawn_node(io, id, ports, &node_args));
         }
         for node in &mut cluster.nodes {
             node.wait_healthy();
@@ -217,6 +230,12 @@ impl Cluster {
     pub fn kill9(&mut self, id: u32) {
         self.note(&format!("SIGKILL node {id}"));
         self.node_mut(id).kill9();
+    }
+
+    /// SIGTERM node `id` and wait for its clean exit.
+    pub fn stop(&mut self, id: u32) {
+        self.note(&format!("SIGTERM node {id}"));
+        self.node_mut(id).stop();
     }
 
     /// Starts node `id` again, on its ports and data directory.
