@@ -21,6 +21,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_ids;
+mod producer_state;
 pub mod topics;
 
 use std::collections::BTreeMap;

@@ -185,6 +185,7 @@ impl Node {
         let Some(&group) = self.by_name.get(&tp) else {
             return part_error(index, self.not_hosted_error(&tp), None);
         };
+        self.freshen_producer_state(group, &tp, records.as_deref());
         let max = self
             .table
             .topics
