@@ -175,7 +175,9 @@ impl Cluster {
             let id = i as u32 + 1;
             let mut node_args = args.clone();
             node_args.extend(each(id));
-            cluster.nodes.push(Broker::spawn_node(io, id, ports, &node_args));
+            cluster
+                .nodes
+                .push(Broker::spawn_node(io, id, ports, &node_args));
         }
         for node in &mut cluster.nodes {
             node.wait_healthy();
