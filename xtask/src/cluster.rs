@@ -19,6 +19,10 @@
 //! Ports are fixed (see [`layout`]): node N's Kafka listener is 9092+N-1, so
 //! the bootstrap list of a 3-node cluster is always
 //! `127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094`.
+//!
+//! [`layout`], [`process`] and [`scrape`] are shared with
+//! `cargo xtask bench --cluster`, which starts its own nodes the same way
+//! (on free ports, as its children) and reads the same `/metrics`.
 
 /// `eprintln!` that ignores errors, for the same reason as [`say`]: stderr
 /// may be a terminal that has gone away while the nodes are being stopped.
@@ -30,9 +34,9 @@ macro_rules! note {
 }
 
 mod args;
-mod layout;
-mod process;
-mod scrape;
+pub(crate) mod layout;
+pub(crate) mod process;
+pub(crate) mod scrape;
 mod state;
 mod supervise;
 mod table;

@@ -32,7 +32,10 @@ commands:
                      from another shell (`cluster --help` for the rest)
   chaos              fault-injection runs against real processes (not built yet)
   bench              end-to-end benchmarks against a release broker with librdkafka
-                     (--duration SECS, --quick, --io tokio|sync|both)";
+                     (--duration SECS, --quick, --io tokio|sync|both)
+  bench --cluster N  the same against N nodes (default 3): acks=all throughput, leader
+                     failover time and idle CPU with 10,000 partitions, beside the
+                     targets (--io tokio|sync|mixed, --duration SECS, --quick)";
 
 /// Tasks that are planned but do not exist yet: (command, the issue that builds it,
 /// what it will do). They fail loudly rather than pretend: a green

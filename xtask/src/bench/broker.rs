@@ -103,6 +103,48 @@ impl Drop for Broker {
     }
 }
 
+/// The broker processes a case measures, one broker or a cluster's nodes:
+/// where clients connect, and a sampler of each process's memory.
+pub struct Brokers {
+    bootstrap: String,
+    pids: Vec<u32>,
+    samplers: Vec<Sampler>,
+}
+
+impl Brokers {
+    /// Starts sampling every process of `pids`; clients bootstrap from
+    /// `bootstrap` (`host:port,...`).
+    pub fn watch(bootstrap: String, pids: Vec<u32>) -> Brokers {
+        let samplers = pids.iter().map(|&pid| Sampler::start(pid)).collect();
+        Brokers {
+            bootstrap,
+            pids,
+            samplers,
+        }
+    }
+
+    /// `bootstrap.servers`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// CPU time the brokers have used so far, summed; `None` if `/proc`
+    /// cannot tell for one of them.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.pids.iter().map(|&pid| cpu_time(pid)).sum()
+    }
+
+    /// Each broker's resident set at the last sample, MiB.
+    pub fn rss_mib(&self) -> Vec<f64> {
+        self.samplers.iter().map(Sampler::rss_mib).collect()
+    }
+
+    /// Stops sampling; each broker's peak resident set, MiB.
+    pub fn finish(self) -> Vec<f64> {
+        self.samplers.into_iter().map(Sampler::finish).collect()
+    }
+}
+
 /// Memory figures of a process, in KiB, as the sampler last saw them.
 #[derive(Default)]
 pub struct MemStats {

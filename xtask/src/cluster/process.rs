@@ -93,6 +93,23 @@ pub fn parse_stat(stat: &str) -> Option<(char, u64)> {
 /// then reaches only the supervisor, which stops the nodes in order, and a node
 /// started by a short-lived `restart` survives it.
 pub fn spawn(bin: &Path, args: &[String], log: &Path, fresh: bool) -> anyhow::Result<Child> {
+    node_command(bin, args, log, fresh)?
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("spawn {}", bin.display()))
+}
+
+/// The command that runs `bin args` as a node: no stdin, stdout and stderr
+/// appended to `log` (`fresh` truncates it first; otherwise a marker line
+/// separates the runs), no colours in the log. [`spawn`] detaches it; a task
+/// that owns its nodes for its own lifetime (`cargo xtask bench --cluster`)
+/// spawns it as it is, so Ctrl-C takes the nodes down with the task.
+pub fn node_command(
+    bin: &Path,
+    args: &[String],
+    log: &Path,
+    fresh: bool,
+) -> anyhow::Result<Command> {
     let mut file = OpenOptions::new()
         .create(true)
         .append(!fresh)
@@ -101,18 +118,17 @@ pub fn spawn(bin: &Path, args: &[String], log: &Path, fresh: bool) -> anyhow::Re
         .open(log)
         .with_context(|| format!("open {}", log.display()))?;
     if !fresh {
-        writeln!(file, "----- cargo xtask cluster restart -----")
+        writeln!(file, "----- restarted by cargo xtask -----")
             .with_context(|| format!("write {}", log.display()))?;
     }
-    Command::new(bin)
+    let mut command = Command::new(bin);
+    command
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::from(file.try_clone()?))
-        .stderr(Stdio::from(file))
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("spawn {}", bin.display()))
+        .stderr(Stdio::from(file));
+    Ok(command)
 }
 
 /// The nodes this process spawned itself. They must be reaped (`waitpid`) when

@@ -1,0 +1,250 @@
+//! The nodes of a benchmark cluster: release `chronik` processes on free
+//! loopback ports, laid out, started and restarted by the same code as
+//! `cargo xtask cluster`'s (`cluster::layout`, `cluster::process`), but owned
+//! by the bench: they are its children in its process group, so Ctrl-C stops
+//! them with it, and dropping the cluster kills them and deletes their data.
+//!
+//! Free ports rather than `cargo xtask cluster`'s fixed scheme, so a bench
+//! runs beside a local cluster someone is trying by hand.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use conformance::launch;
+
+use crate::cluster::layout::{self, IoChoice, NodeId, NodeSpec, Ports};
+use crate::cluster::process::{log_tail, node_command};
+
+/// How long a node may take to answer `/health` with 200 after it starts.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running cluster of nodes this process started.
+pub struct LocalCluster {
+    bin: PathBuf,
+    nodes: Vec<Node>,
+}
+
+struct Node {
+    spec: NodeSpec,
+    /// The arguments after the binary, the same for every restart.
+    args: Vec<String>,
+    /// `None` while the node is killed.
+    child: Option<Child>,
+}
+
+impl LocalCluster {
+    /// Starts `count` nodes running `bin` with `extra` flags after the
+    /// cluster's own; node N keeps its data in `data_dir/node-N` (wiped first)
+    /// and writes its log to `logs_dir/<name>-node-N.log`. Returns once every
+    /// node answers `/health` with 200.
+    pub fn start(
+        bin: &Path,
+        count: u32,
+        io: IoChoice,
+        data_dir: &Path,
+        logs_dir: &Path,
+        name: &str,
+        extra: &[String],
+    ) -> anyhow::Result<LocalCluster> {
+        let ports = free_ports(3 * count as usize)?;
+        let specs: Vec<NodeSpec> = (1..=count)
+            .zip(ports.chunks(3))
+            .map(|(n, p)| {
+                let id = NodeId(n);
+                NodeSpec {
+                    id,
+                    io: io.for_node(id),
+                    ports: Ports {
+                        kafka: p[0],
+                        raft: p[1],
+                        admin: p[2],
+                    },
+                    data_dir: data_dir.join(format!("node-{n}")),
+                    log: logs_dir.join(format!("{name}-node-{n}.log")),
+                }
+            })
+            .collect();
+        let peers = layout::peers(&specs);
+        let mut cluster = LocalCluster {
+            bin: bin.to_path_buf(),
+            nodes: Vec::new(),
+        };
+        for spec in specs {
+            let _ = std::fs::remove_dir_all(&spec.data_dir);
+            std::fs::create_dir_all(&spec.data_dir)
+                .with_context(|| format!("create {}", spec.data_dir.display()))?;
+            let args = layout::serve_args(&spec, &peers, extra);
+            let child = node_command(bin, &args, &spec.log, true)?
+                .spawn()
+                .with_context(|| format!("spawn node {} ({})", spec.id, bin.display()))?;
+            cluster.nodes.push(Node {
+                spec,
+                args,
+                child: Some(child),
+            });
+        }
+        for i in 0..cluster.nodes.len() {
+            cluster.wait_healthy(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The Kafka `bootstrap.servers` of every node.
+    pub fn bootstrap(&self) -> String {
+        let specs: Vec<NodeSpec> = self.nodes.iter().map(|n| n.spec.clone()).collect();
+        layout::bootstrap(&specs)
+    }
+
+    /// Every node's id, node 1 first.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.spec.id).collect()
+    }
+
+    /// The process id of every running node, node 1 first.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.child.as_ref().map(Child::id))
+            .collect()
+    }
+
+    /// The process id of node `id`, if it runs.
+    pub fn pid(&self, id: NodeId) -> Option<u32> {
+        self.node(id).ok()?.child.as_ref().map(Child::id)
+    }
+
+    /// Node `id`'s admin listener (`/health`, `/metrics`).
+    pub fn admin(&self, id: NodeId) -> anyhow::Result<SocketAddr> {
+        Ok(self.node(id)?.spec.ports.admin)
+    }
+
+    /// SIGKILLs node `id` at once (the caller has just taken the time) and
+    /// reaps it.
+    pub fn kill(&mut self, id: NodeId) -> anyhow::Result<()> {
+        let i = self.index(id)?;
+        let mut child = self.nodes[i]
+            .child
+            .take()
+            .with_context(|| format!("node {id} is not running"))?;
+        child
+            .kill()
+            .with_context(|| format!("SIGKILL node {id} (pid {})", child.id()))?;
+        child.wait().with_context(|| format!("reap node {id}"))?;
+        Ok(())
+    }
+
+    /// Starts node `id` again with its original flags and data (its log is
+    /// appended to) and waits until it answers `/health` with 200.
+    pub fn restart(&mut self, id: NodeId) -> anyhow::Result<()> {
+        let i = self.index(id)?;
+        let node = &mut self.nodes[i];
+        if node.child.is_some() {
+            bail!("node {id} is still running");
+        }
+        let child = node_command(&self.bin, &node.args, &node.spec.log, false)?
+            .spawn()
+            .with_context(|| format!("spawn node {id}"))?;
+        node.child = Some(child);
+        self.wait_healthy(i)
+    }
+
+    /// Fails, naming the node, its exit status and its last log lines, if a
+    /// node that was not killed on purpose has exited.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        for n in &mut self.nodes {
+            let Some(child) = n.child.as_mut() else {
+                continue;
+            };
+            if let Some(status) = child.try_wait().context("poll a node")? {
+                n.child = None;
+                bail!(
+                    "node {} exited on its own ({status}); last lines of {}:\n{}",
+                    n.spec.id,
+                    n.spec.log.display(),
+                    log_tail(&n.spec.log, 30)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The last `lines` lines of every node's log, each under its node.
+    pub fn log_tails(&self, lines: usize) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "node {} ({}):\n{}",
+                    n.spec.id,
+                    n.spec.log.display(),
+                    log_tail(&n.spec.log, lines)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every node's log file, node 1 first.
+    pub fn logs(&self) -> Vec<(NodeId, PathBuf)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.spec.id, n.spec.log.clone()))
+            .collect()
+    }
+
+    fn node(&self, id: NodeId) -> anyhow::Result<&Node> {
+        Ok(&self.nodes[self.index(id)?])
+    }
+
+    fn index(&self, id: NodeId) -> anyhow::Result<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.spec.id == id)
+            .with_context(|| format!("no node {id} in a cluster of {}", self.nodes.len()))
+    }
+
+    fn wait_healthy(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = &mut self.nodes[i];
+        let Some(child) = node.child.as_mut() else {
+            bail!("node {} is not running", node.spec.id);
+        };
+        if let Err(why) = launch::wait_healthy(child, node.spec.ports.admin, START_DEADLINE) {
+            bail!(
+                "node {} {why}; last lines of {}:\n{}",
+                node.spec.id,
+                node.spec.log.display(),
+                log_tail(&node.spec.log, 30)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut child) = n.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        for n in &self.nodes {
+            let _ = std::fs::remove_dir_all(&n.spec.data_dir);
+        }
+    }
+}
+
+/// `n` distinct loopback addresses nobody listens on: every one is held
+/// until all are picked, so none is handed out twice.
+fn free_ports(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("pick free loopback ports")?;
+    held.iter()
+        .map(|l| l.local_addr().context("a picked port's address"))
+        .collect()
+}
