@@ -29,7 +29,7 @@ use proto_core::assign::AssignerPlacement;
 use proto_core::metadata::{
     decode_batch, encode_batch, ApiError, BrokerId, BrokerRegistrationRequest, Controller,
     ControllerAction, ControllerConfig, ControllerEvent, ControllerResponse, CreatableTopic,
-    IncarnationId, MetadataImage, MetadataOffset, RequestId,
+    IncarnationId, MetadataImage, MetadataOffset, MetadataRecord, RequestId,
 };
 use proto_core::multiraft::{self, Action, GroupId};
 use proto_core::raft::{Entry, LogIndex, Membership, NodeId, Payload, Role};
@@ -167,6 +167,26 @@ pub(super) fn metadata_tp() -> TopicPartition {
     TopicPartition {
         topic: METADATA_TOPIC.to_string(),
         partition: 0,
+    }
+}
+
+/// Whether applying `record` can change which partitions this node hosts,
+/// their configs or the topic table: leadership and ISR reports, broker
+/// sessions and producer-id blocks cannot, and at 10,000 partitions a
+/// reconcile after each of the leaders' reports saturated the node loop until
+/// leaders lost their quorums and reported again.
+fn reshapes_hosting(record: &MetadataRecord) -> bool {
+    match record {
+        MetadataRecord::Topic { .. }
+        | MetadataRecord::Partition { .. }
+        | MetadataRecord::RemoveTopic { .. }
+        | MetadataRecord::Config { .. } => true,
+        MetadataRecord::PartitionChange { replicas, .. } => replicas.is_some(),
+        MetadataRecord::RegisterBroker { .. }
+        | MetadataRecord::UnregisterBroker { .. }
+        | MetadataRecord::FenceBroker { .. }
+        | MetadataRecord::UnfenceBroker { .. }
+        | MetadataRecord::ProducerIdsBlock { .. } => false,
     }
 }
 
@@ -756,8 +776,8 @@ impl Node {
                             if let Err(e) = cluster.image.apply(r) {
                                 tracing::warn!(error = %e, record = ?r, "a metadata record does not apply; skipped");
                             }
+                            changed |= reshapes_hosting(r);
                         }
-                        changed = true;
                     }
                     Err(e) => tracing::error!(error = %e, "undecodable metadata records; skipped"),
                 }
