@@ -59,6 +59,7 @@ impl Node {
                             if allow_create
                                 && !self.table.topics.contains_key(&n)
                                 && self.cluster.is_some()
+                                && self.metadata_caught_up()
                             {
                                 if let Some(why) = proto_core::metadata::invalid_topic_name(&n) {
                                     tracing::debug!(topic = %n, %why, "not auto-creating");
@@ -194,9 +195,17 @@ impl Node {
     fn topic_metadata(&self, name: &str) -> MetadataResponseTopic {
         let topic_name = Some(TopicName(StrBytes::from_string(name.to_string())));
         let Some(topic) = self.table.topics.get(name) else {
+            // A node that has not caught up with the metadata log (just
+            // restarted) cannot know the topic does not exist: a retriable
+            // error, not one that makes librdkafka drop the topic's records.
+            let error = if self.metadata_caught_up() {
+                ResponseError::UnknownTopicOrPartition
+            } else {
+                ResponseError::LeaderNotAvailable
+            };
             return MetadataResponseTopic::default()
                 .with_name(topic_name)
-                .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                .with_error_code(error.code());
         };
         let partitions = (0..topic.partitions)
             .map(|p| {

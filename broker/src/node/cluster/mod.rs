@@ -200,6 +200,20 @@ impl Node {
         NodeId(self.cfg.node_id as u64)
     }
 
+    /// Whether this node's image holds everything the metadata group has
+    /// committed, as far as it knows: a leader is known, and the commit index
+    /// it learned from it is applied. Always true on a single node.
+    pub(super) fn metadata_caught_up(&self) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return true;
+        };
+        let Some(raft) = self.raft.group(METADATA_GROUP) else {
+            return false;
+        };
+        let log = raft.log();
+        cluster.leader.is_some() && log.commit().0 > 0 && log.applied() >= log.commit()
+    }
+
     /// Hosts the metadata group from what storage holds.
     pub(super) fn host_metadata_group(&mut self) -> Result<(), String> {
         let Some(cluster) = &self.cluster else {
