@@ -17,13 +17,12 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use kafka_protocol::messages::find_coordinator_response::Coordinator as FoundCoordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use proto_core::group::{Action as GroupAction, Coordinator, CoordinatorConfig, Event, Record};
-use proto_core::multiraft::{self, Action, GroupId};
+use proto_core::multiraft::GroupId;
 use proto_core::raft::{Entry, LogIndex, Term};
 use proto_core::storage::batch;
 
@@ -316,12 +315,6 @@ impl Node {
         let Some(group) = self.groups.shards.get(&partition).map(|s| s.group) else {
             return false;
         };
-        let Some(p) = self.partitions.get(&group) else {
-            return false;
-        };
-        let (Some(epoch), None) = (p.leader_epoch, &p.failed) else {
-            return false;
-        };
         if records.is_empty() {
             return false;
         }
@@ -334,36 +327,9 @@ impl Node {
                 value: v.as_deref(),
             })
             .collect();
-        let spec = batch::BatchSpec {
-            base_offset: p.next_offset,
-            partition_leader_epoch: epoch,
-            attributes: 0,
-            base_timestamp: self.wall_ms,
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
-        };
-        let data = Bytes::from(batch::encode_batch(&spec, &kvs));
-        let next = p.next_offset + kvs.len() as i64;
-        let actions = self.raft_step(multiraft::Event::Propose {
-            group,
-            data: vec![data],
-        });
-        let proposed = actions.into_iter().find_map(|a| match a {
-            Action::Proposed {
-                group: g,
-                term,
-                last,
-                ..
-            } if g == group => Some((term, last)),
-            _ => None,
-        });
-        let Some((term, last)) = proposed else {
+        let Some((term, last)) = self.propose_internal_batch(group, &kvs) else {
             return false;
         };
-        if let Some(p) = self.partitions.get_mut(&group) {
-            p.next_offset = next;
-        }
         self.groups.persists.push(PendingPersist {
             partition,
             token,

@@ -635,6 +635,50 @@ impl Node {
         Ok(())
     }
 
+    /// Proposes `records` as one uncompressed batch the broker writes itself
+    /// (coordinator records, metadata records) at the partition's next
+    /// offset; returns the entry's term and index, or `None` if the partition
+    /// cannot take it (not leader, failed disk).
+    fn propose_internal_batch(
+        &mut self,
+        group: GroupId,
+        records: &[proto_core::storage::batch::Record<'_>],
+    ) -> Option<(raft::Term, LogIndex)> {
+        use proto_core::storage::batch;
+        let p = self.partitions.get(&group)?;
+        let (Some(epoch), None) = (p.leader_epoch, &p.failed) else {
+            return None;
+        };
+        let spec = batch::BatchSpec {
+            base_offset: p.next_offset,
+            partition_leader_epoch: epoch,
+            attributes: 0,
+            base_timestamp: self.wall_ms,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+        };
+        let next = p.next_offset + records.len() as i64;
+        let data = Bytes::from(batch::encode_batch(&spec, records));
+        let actions = self.raft_step(multiraft::Event::Propose {
+            group,
+            data: vec![data],
+        });
+        let proposed = actions.into_iter().find_map(|a| match a {
+            Action::Proposed {
+                group: g,
+                term,
+                last,
+                ..
+            } if g == group => Some((term, last)),
+            _ => None,
+        })?;
+        if let Some(p) = self.partitions.get_mut(&group) {
+            p.next_offset = next;
+        }
+        Some(proposed)
+    }
+
     /// Stops hosting `group` and forgets its waiters.
     fn unhost(&mut self, group: GroupId) {
         self.raft_step(multiraft::Event::RemoveGroup { group });

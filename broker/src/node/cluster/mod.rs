@@ -31,7 +31,7 @@ use proto_core::metadata::{
     ControllerAction, ControllerConfig, ControllerEvent, ControllerResponse, CreatableTopic,
     IncarnationId, MetadataImage, MetadataOffset, MetadataRecord, RequestId,
 };
-use proto_core::multiraft::{self, Action, GroupId};
+use proto_core::multiraft::{self, GroupId};
 use proto_core::raft::{Entry, LogIndex, Membership, NodeId, Payload, Role};
 use proto_core::storage::batch;
 
@@ -398,8 +398,7 @@ impl Node {
     fn controller_action(&mut self, action: ControllerAction) {
         match action {
             ControllerAction::Propose { records, .. } => {
-                let data = Bytes::from(encode_batch(&records));
-                if !self.propose_metadata(data) {
+                if !self.propose_metadata(&encode_batch(&records)) {
                     tracing::warn!(
                         records = records.len(),
                         "could not propose metadata records; the controller will resign"
@@ -527,44 +526,14 @@ impl Node {
 
     /// Appends one entry of metadata records to the metadata log; false if
     /// this node cannot (not the leader).
-    fn propose_metadata(&mut self, records: Bytes) -> bool {
-        let Some(p) = self.partitions.get(&METADATA_GROUP) else {
-            return false;
+    fn propose_metadata(&mut self, records: &[u8]) -> bool {
+        let record = batch::Record {
+            timestamp_delta: 0,
+            key: None,
+            value: Some(records),
         };
-        let Some(epoch) = p.leader_epoch else {
-            return false;
-        };
-        let spec = batch::BatchSpec {
-            base_offset: p.next_offset,
-            partition_leader_epoch: epoch,
-            attributes: 0,
-            base_timestamp: self.wall_ms,
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
-        };
-        let value = records.to_vec();
-        let data = Bytes::from(batch::encode_batch(
-            &spec,
-            &[batch::Record {
-                timestamp_delta: 0,
-                key: None,
-                value: Some(&value),
-            }],
-        ));
-        let actions = self.raft_step(multiraft::Event::Propose {
-            group: METADATA_GROUP,
-            data: vec![data],
-        });
-        let proposed = actions
-            .iter()
-            .any(|a| matches!(a, Action::Proposed { group, .. } if *group == METADATA_GROUP));
-        if proposed {
-            if let Some(p) = self.partitions.get_mut(&METADATA_GROUP) {
-                p.next_offset += 1;
-            }
-        }
-        proposed
+        self.propose_internal_batch(METADATA_GROUP, &[record])
+            .is_some()
     }
 
     /// An admin request in cluster mode: to the local controller, or
