@@ -4,7 +4,7 @@
 //! draws (the nemesis, say) leaves the network, disk and clients where they
 //! were.
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// The independent streams of one seed.
@@ -33,26 +33,5 @@ pub fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
     rng
 }
 
-/// A uniform draw from `0..n` (0 when `n` is 0).
-pub fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
-    if n == 0 {
-        0
-    } else {
-        rng.next_u64() % n
-    }
-}
-
-/// A uniform draw from `lo..=hi`.
-pub fn between(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
-    lo + below(rng, hi.saturating_sub(lo) + 1)
-}
-
-/// True with probability `per_mille / 1000`.
-pub fn chance(rng: &mut ChaCha8Rng, per_mille: u64) -> bool {
-    below(rng, 1000) < per_mille
-}
-
-/// One of `items`, uniformly.
-pub fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T]) -> T {
-    items[below(rng, items.len() as u64) as usize]
-}
+/// The draws are the Raft simulator's, so both read their seeds alike.
+pub use crate::sim::params::{below, between, chance, pick};
