@@ -103,9 +103,13 @@ fn producer_all(c: &Cluster, extra: &[(&str, &str)]) -> (Prod, Reports) {
 }
 
 /// Sends records `ids` (`numbered(topic, id)`) and waits for every delivery
-/// report (all reports so far, not only these, are in `reports`).
-fn send_ids(p: &Prod, topic: &str, partition: Option<i32>, ids: Range<usize>) {
+/// report (all reports so far, not only these, are in `reports`). With
+/// `spread_over: Some(n)` record `id` goes to partition `id % n`; with `None`
+/// the client's partitioner chooses (its sticky partitioner may put every
+/// record on one partition).
+fn send_ids(p: &Prod, topic: &str, spread_over: Option<i32>, ids: Range<usize>) {
     for id in ids {
+        let partition = spread_over.map(|n| (id % n as usize) as i32);
         send(p, topic, partition, id, &numbered(topic, id));
         p.poll(Duration::ZERO);
     }
@@ -319,7 +323,7 @@ fn lifecycle(c: &mut Cluster) {
 
     let half = RECORDS / 2;
     let (p, reports) = producer_all(c, &[("enable.idempotence", "true")]);
-    send_ids(&p, topic, None, 0..half);
+    send_ids(&p, topic, Some(partitions), 0..half);
     acked_ids(&ctx, &reports, 0..half);
     c.note(&format!("{half} records acknowledged"));
     let first = consume_group(c, group, topic, half);
@@ -338,7 +342,7 @@ fn lifecycle(c: &mut Cluster) {
     );
 
     c.kill9(controller);
-    send_ids(&p, topic, None, half..2 * half);
+    send_ids(&p, topic, Some(partitions), half..2 * half);
     acked_ids(&ctx, &reports, half..2 * half);
     drop(p);
     c.note(&format!("{half} more acknowledged"));

@@ -114,7 +114,7 @@ pub fn serve<H: Host>(
                         result = flush(c);
                     }
                     if let Err(reason) = result {
-                        tracing::info!(conn = token.0, %reason, "closing connection");
+                        log_close(token, &reason);
                         to_close.push(token);
                     }
                 }
@@ -139,14 +139,14 @@ pub fn serve<H: Host>(
             let frames = c.order.writable();
             c.pending_writes.extend(frames);
             if let Err(reason) = flush(c) {
-                tracing::info!(conn = token.0, %reason, "closing connection");
+                log_close(token, &reason);
                 to_close.push(token);
                 continue;
             }
             if !c.reading && c.received - c.order.released() < MAX_IN_FLIGHT && !c.closing {
                 c.reading = true;
                 if let Err(reason) = read(token, c, &handle, max_frame) {
-                    tracing::info!(conn = token.0, %reason, "closing connection");
+                    log_close(token, &reason);
                     to_close.push(token);
                 }
             }
@@ -250,7 +250,7 @@ fn read(token: Token, c: &mut Conn, handle: &LoopHandle, max_frame: usize) -> Re
             }
         }
         match c.stream.read(&mut chunk) {
-            Ok(0) => return Err("the peer closed it".into()),
+            Ok(0) => return Err(PEER_CLOSED.into()),
             Ok(n) => c.read_buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -277,4 +277,18 @@ fn flush(c: &mut Conn) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Why a connection closes when the client hung up: the ordinary end of a
+/// connection, so it is logged at debug level (as the tokio driver does).
+const PEER_CLOSED: &str = "the peer closed it";
+
+/// Logs why a connection closes: at debug level when the client hung up, at
+/// info level for anything else (a bad frame, a socket error).
+fn log_close(token: Token, reason: &str) {
+    if reason == PEER_CLOSED {
+        tracing::debug!(conn = token.0, reason, "closing connection");
+    } else {
+        tracing::info!(conn = token.0, reason, "closing connection");
+    }
 }
