@@ -58,6 +58,7 @@ impl Node {
         partitions: i32,
         config: TopicConfig,
     ) -> Result<u128, AdminError> {
+        self.refuse_in_cluster_mode(name)?;
         self.check_new_topic(name, partitions)?;
         let id = self.next_id();
         let first = self.table.next_group.max(1);
@@ -93,6 +94,26 @@ impl Node {
         }
         tracing::info!(topic = name, partitions, "created topic");
         Ok(id)
+    }
+
+    /// The single-node topic paths host a fresh one-voter Raft group over
+    /// the partition's directory. On a cluster node that directory may hold
+    /// a replica's log, which the fresh group would overwrite from index 1
+    /// (a restarted node once auto-created a topic it had not yet learned
+    /// of from the metadata log, and destroyed its replica). Cluster topics
+    /// are created only by the controller, through the metadata log.
+    fn refuse_in_cluster_mode(&self, name: &str) -> Result<(), AdminError> {
+        if self.cluster.is_some() {
+            tracing::error!(
+                topic = name,
+                "a cluster node refused a local topic creation"
+            );
+            return Err((
+                ResponseError::UnknownServerError,
+                format!("`{name}`: a cluster node creates topics only through the controller"),
+            ));
+        }
+        Ok(())
     }
 
     fn check_new_topic(&self, name: &str, partitions: i32) -> Result<(), AdminError> {
@@ -275,6 +296,7 @@ impl Node {
         count: i32,
         validate_only: bool,
     ) -> Result<(), AdminError> {
+        self.refuse_in_cluster_mode(name)?;
         let Some(topic) = self.table.topics.get(name) else {
             return Err((
                 ResponseError::UnknownTopicOrPartition,

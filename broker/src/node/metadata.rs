@@ -70,7 +70,13 @@ impl Node {
                                         .with_error_code(ResponseError::LeaderNotAvailable.code());
                                 }
                             }
-                            if allow_create && !self.table.topics.contains_key(&n) {
+                            // A cluster node creates only through the
+                            // controller (above); until its metadata log
+                            // has caught up the topic is LEADER_NOT_AVAILABLE.
+                            if allow_create
+                                && !self.table.topics.contains_key(&n)
+                                && self.cluster.is_none()
+                            {
                                 let partitions = self.cfg.default_partitions;
                                 let config = self.cfg.topic_defaults.clone();
                                 if let Err((e, msg)) = self.create_topic(&n, partitions, config) {

@@ -425,7 +425,7 @@ impl<'a> Sim<'a> {
             advertised_port: 9092,
             rack: None,
             cluster_id: "node-sim".into(),
-            auto_create_topics: false,
+            auto_create_topics: true,
             default_partitions: self.p.partitions,
             topic_defaults: TopicConfig::defaults(-1, -1, 1 << 30),
             tick_ms: TICK_MS,

@@ -336,7 +336,7 @@ impl Workload {
                 .with_topics(Some(vec![
                     MetadataRequestTopic::default().with_name(Some(topic_name()))
                 ]))
-                .with_allow_auto_topic_creation(false);
+                .with_allow_auto_topic_creation(true);
             return self.send(
                 client,
                 node,
