@@ -48,6 +48,22 @@ const RUST_COMPONENTS: &[(&str, &str)] = &[("fmt", "rustfmt"), ("clippy", "clipp
 /// for every push.
 const CI_SIM_SEEDS: &str = "1000";
 
+/// CI's chaos pass: a fixed seed whose 90 s schedule holds every nemesis at
+/// least once, on the debug broker `cargo test` built, about 2 minutes.
+const CI_CHAOS: &[&str] = &[
+    "xtask",
+    "chaos",
+    "--nodes",
+    "3",
+    "--duration",
+    "90s",
+    "--nemesis",
+    "all",
+    "--seed",
+    "1",
+    "--debug-build",
+];
+
 /// One command CI runs.
 struct Step {
     name: &'static str,
@@ -92,6 +108,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Step {
             name: "sim",
             args: vec!["xtask", "sim", "--seeds", CI_SIM_SEEDS],
+        },
+        Step {
+            name: "chaos",
+            args: CI_CHAOS.to_vec(),
         },
     ];
 

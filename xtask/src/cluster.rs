@@ -35,11 +35,13 @@ macro_rules! note {
 
 mod args;
 pub(crate) mod layout;
+pub(crate) mod local;
 pub(crate) mod process;
 pub(crate) mod scrape;
 mod state;
 mod supervise;
 mod table;
+pub(crate) mod topics;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

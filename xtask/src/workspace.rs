@@ -34,6 +34,11 @@ impl Workspace {
     /// (progress lines are tagged with `task`). A release build because both
     /// tasks measure or exercise the broker as an operator would run it.
     pub fn chronik_release(&self, task: &str) -> anyhow::Result<PathBuf> {
+        self.chronik(task, "release")
+    }
+
+    /// `$CHRONIK_BIN`, or `chronik` built with the `profile` profile.
+    fn chronik(&self, task: &str, profile: &str) -> anyhow::Result<PathBuf> {
         if let Some(bin) = std::env::var_os("CHRONIK_BIN") {
             let bin = PathBuf::from(bin);
             if !bin.exists() {
@@ -41,21 +46,31 @@ impl Workspace {
             }
             return Ok(bin);
         }
-        eprintln!("{task}: cargo build --release -p broker --bin chronik");
+        let mut args = vec!["build", "-p", "broker", "--bin", "chronik"];
+        if profile == "release" {
+            args.insert(1, "--release");
+        }
+        eprintln!("{task}: cargo {}", args.join(" "));
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(&self.root)
-            .args(["build", "--release", "-p", "broker", "--bin", "chronik"])
+            .args(&args)
             .stdin(Stdio::null())
             .status()
             .context("run cargo build")?;
         if !status.success() {
-            bail!("cargo build --release -p broker --bin chronik failed ({status})");
+            bail!("cargo {} failed ({status})", args.join(" "));
         }
-        let bin = self.target.join("release").join("chronik");
+        let bin = self.target.join(profile).join("chronik");
         if !bin.exists() {
             bail!("{} missing after the build", bin.display());
         }
         Ok(bin)
+    }
+
+    /// `$CHRONIK_BIN`, or the debug `chronik` after `cargo build` (already
+    /// built by `cargo test`, so CI's chaos pass compiles nothing new).
+    pub fn chronik_debug(&self, task: &str) -> anyhow::Result<PathBuf> {
+        self.chronik(task, "debug")
     }
 }

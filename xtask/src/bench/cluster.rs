@@ -1,5 +1,5 @@
 //! `cargo xtask bench --cluster N`: the cluster benchmark, N release `chronik`
-//! nodes on 127.0.0.1 (see [`nodes`]), every topic with replication factor
+//! nodes on 127.0.0.1 (see [`crate::cluster::local`]), every topic with replication factor
 //! `min(3, N)`. Three parts, each on a fresh cluster:
 //!
 //! 1. **throughput**: the single-node bench's produce and consume phases
@@ -24,10 +24,8 @@
 
 mod failover;
 mod idle;
-mod nodes;
 mod report;
 mod stats;
-mod topics;
 
 use std::path::Path;
 use std::time::Duration;
@@ -41,8 +39,9 @@ use super::{
     Outcome, FIXED_RATE,
 };
 use crate::cluster::layout::IoChoice;
+use crate::cluster::local::LocalCluster;
+use crate::cluster::topics;
 use idle::{IdlePlan, IdleReport};
-use nodes::LocalCluster;
 use report::{
     failover_json, failover_table, fmt_leaders, idle_json, idle_line, idle_table, targets_table,
 };
@@ -380,7 +379,7 @@ fn create_and_wait(
     progress.status_now(&format!(
         "creating {topic}: {partitions} partition(s), rf {rf}"
     ));
-    topics::create(&admin, topic, partitions, rf, FORM_DEADLINE, || {})?
+    topics::create(&admin, topic, partitions, rf, &[], FORM_DEADLINE, || {})?
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("create {topic}"))?;
     topics::wait_led(&admin, topic, partitions, FORM_DEADLINE)

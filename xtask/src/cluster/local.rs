@@ -1,11 +1,12 @@
-//! The nodes of a benchmark cluster: release `chronik` processes on free
-//! loopback ports, laid out, started and restarted by the same code as
-//! `cargo xtask cluster`'s (`cluster::layout`, `cluster::process`), but owned
-//! by the bench: they are its children in its process group, so Ctrl-C stops
-//! them with it, and dropping the cluster kills them and deletes their data.
+//! A cluster owned by the task that runs it (`bench --cluster`, `chaos`):
+//! `chronik` processes on free loopback ports, laid out, started and
+//! restarted by the same code as `cargo xtask cluster`'s (`cluster::layout`,
+//! `cluster::process`), but owned by the task: they are its children in its
+//! process group, so Ctrl-C stops them with it, and dropping the cluster kills
+//! them and deletes their data.
 //!
-//! Free ports rather than `cargo xtask cluster`'s fixed scheme, so a bench
-//! runs beside a local cluster someone is trying by hand.
+//! Free ports rather than `cargo xtask cluster`'s fixed scheme, so a bench or
+//! a chaos run goes on beside a local cluster someone is trying by hand.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use anyhow::{bail, Context};
 use conformance::launch;
 
 use crate::cluster::layout::{self, IoChoice, NodeId, NodeSpec, Ports};
-use crate::cluster::process::{log_tail, node_command};
+use crate::cluster::process::{log_tail, node_command, Proc, TERM_GRACE};
 
 /// How long a node may take to answer `/health` with 200 after it starts.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -25,6 +26,8 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 pub struct LocalCluster {
     bin: PathBuf,
     nodes: Vec<Node>,
+    /// Leave the data directories when dropped (evidence of a failed run).
+    keep_data: bool,
 }
 
 struct Node {
@@ -49,8 +52,23 @@ impl LocalCluster {
         name: &str,
         extra: &[String],
     ) -> anyhow::Result<LocalCluster> {
+        let specs = LocalCluster::plan(count, io, data_dir, logs_dir, name)?;
+        let peers = layout::peers(&specs);
+        LocalCluster::launch(bin, specs, |_| peers.clone(), extra)
+    }
+
+    /// The layout [`LocalCluster::start`] uses, on free ports, for a caller
+    /// that needs the addresses before the nodes start (to put a proxy in
+    /// front of each node's Raft listener).
+    pub fn plan(
+        count: u32,
+        io: IoChoice,
+        data_dir: &Path,
+        logs_dir: &Path,
+        name: &str,
+    ) -> anyhow::Result<Vec<NodeSpec>> {
         let ports = free_ports(3 * count as usize)?;
-        let specs: Vec<NodeSpec> = (1..=count)
+        Ok((1..=count)
             .zip(ports.chunks(3))
             .map(|(n, p)| {
                 let id = NodeId(n);
@@ -66,17 +84,28 @@ impl LocalCluster {
                     log: logs_dir.join(format!("{name}-node-{n}.log")),
                 }
             })
-            .collect();
-        let peers = layout::peers(&specs);
+            .collect())
+    }
+
+    /// Starts the nodes `specs` (each data directory wiped first), node N
+    /// with `--peers` `peers_of(N's spec)`, and returns once every node
+    /// answers `/health` with 200.
+    pub fn launch(
+        bin: &Path,
+        specs: Vec<NodeSpec>,
+        peers_of: impl Fn(&NodeSpec) -> String,
+        extra: &[String],
+    ) -> anyhow::Result<LocalCluster> {
         let mut cluster = LocalCluster {
             bin: bin.to_path_buf(),
             nodes: Vec::new(),
+            keep_data: false,
         };
         for spec in specs {
             let _ = std::fs::remove_dir_all(&spec.data_dir);
             std::fs::create_dir_all(&spec.data_dir)
                 .with_context(|| format!("create {}", spec.data_dir.display()))?;
-            let args = layout::serve_args(&spec, &peers, extra);
+            let args = layout::serve_args(&spec, &peers_of(&spec), extra);
             let child = node_command(bin, &args, &spec.log, true)?
                 .spawn()
                 .with_context(|| format!("spawn node {} ({})", spec.id, bin.display()))?;
@@ -149,6 +178,56 @@ impl LocalCluster {
             .with_context(|| format!("spawn node {id}"))?;
         node.child = Some(child);
         self.wait_healthy(i)
+    }
+
+    /// Stops node `id` with SIGTERM (it syncs its logs and exits) and reaps
+    /// it; SIGKILL if it takes longer than the grace period.
+    pub fn terminate(&mut self, id: NodeId) -> anyhow::Result<()> {
+        let i = self.index(id)?;
+        let mut child = self.nodes[i]
+            .child
+            .take()
+            .with_context(|| format!("node {id} is not running"))?;
+        if let Some(p) = Proc::read(child.id()) {
+            p.signal("CONT")?;
+            p.signal("TERM")?;
+        }
+        let reaped = launch::poll_until(TERM_GRACE, || child.try_wait().ok().flatten());
+        if reaped.is_none() {
+            child
+                .kill()
+                .with_context(|| format!("SIGKILL node {id} after SIGTERM"))?;
+            child.wait().with_context(|| format!("reap node {id}"))?;
+        }
+        Ok(())
+    }
+
+    /// Sends node `id` `signal` (`STOP`, `CONT`) if it runs: a pause freezes
+    /// every thread at once, the way a long GC pause or a stalled VM does.
+    pub fn signal(&self, id: NodeId, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.pid(id) else {
+            bail!("node {id} is not running");
+        };
+        match Proc::read(pid) {
+            Some(p) => p.signal(signal),
+            None => bail!("node {id} (pid {pid}) is gone"),
+        }
+    }
+
+    /// Keeps every node's data directory when the cluster is dropped, for
+    /// a run whose failure someone will want to examine.
+    pub fn keep_data(&mut self) {
+        self.keep_data = true;
+    }
+
+    /// Whether node `id` has a process (it may be paused).
+    pub fn is_running(&self, id: NodeId) -> bool {
+        self.pid(id).is_some()
+    }
+
+    /// Node `id`'s layout.
+    pub fn spec(&self, id: NodeId) -> anyhow::Result<&NodeSpec> {
+        Ok(&self.node(id)?.spec)
     }
 
     /// Fails, naming the node, its exit status and its last log lines, if a
@@ -230,6 +309,9 @@ impl Drop for LocalCluster {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+        if self.keep_data {
+            return;
         }
         for n in &self.nodes {
             let _ = std::fs::remove_dir_all(&n.spec.data_dir);

@@ -99,8 +99,8 @@ pub fn wait_brokers(a: &Admin, nodes: usize, timeout: Duration) -> anyhow::Resul
     )
 }
 
-/// CreateTopics for `topic` with `partitions` partitions of `rf` replicas,
-/// waiting up to `timeout` for the answer; `tick` is called about every
+/// CreateTopics for `topic` with `partitions` partitions of `rf` replicas
+/// and the topic configs `configs`, waiting up to `timeout` for the answer; `tick` is called about every
 /// 100 ms while it waits. `Ok(Err(why))` is the broker's refusal (or the
 /// client's timeout), `Err` a client that could not ask.
 ///
@@ -114,14 +114,18 @@ pub fn create(
     topic: &str,
     partitions: u32,
     rf: u32,
+    configs: &[(&str, &str)],
     timeout: Duration,
     mut tick: impl FnMut(),
 ) -> anyhow::Result<Result<(), String>> {
-    let new = NewTopic::new(
+    let mut new = NewTopic::new(
         topic,
         i32::try_from(partitions).context("partition count")?,
         TopicReplication::Fixed(i32::try_from(rf).context("replication factor")?),
     );
+    for &(key, value) in configs {
+        new = new.set(key, value);
+    }
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

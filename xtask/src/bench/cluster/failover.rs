@@ -37,12 +37,12 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
-use super::nodes::LocalCluster;
 use super::stats::{median_max, MedianMax};
-use super::topics::{self, Admin};
 use crate::bench::report::{clear_line, Progress};
 use crate::cluster::layout::NodeId;
+use crate::cluster::local::LocalCluster;
 use crate::cluster::scrape::{http_get, parse_samples, RaftView, Role, Sample};
+use crate::cluster::topics::{self, Admin};
 
 /// The topic the failover producer writes.
 pub const TOPIC: &str = "failover";

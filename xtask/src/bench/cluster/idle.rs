@@ -9,12 +9,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::nodes::LocalCluster;
-use super::topics::{self, Admin};
 use crate::bench::broker::cpu_time;
 use crate::bench::report::Progress;
 use crate::cluster::layout::NodeId;
+use crate::cluster::local::LocalCluster;
 use crate::cluster::scrape::{http_get, parse_samples, RaftView};
+use crate::cluster::topics::{self, Admin};
 
 /// The topic holding the idle partitions.
 pub const TOPIC: &str = "idle";
@@ -92,6 +92,7 @@ pub fn run(cluster: &mut LocalCluster, admin: Admin, plan: IdlePlan, tag: &str) 
         TOPIC,
         plan.partitions,
         plan.rf,
+        &[],
         plan.create_timeout,
         || {
             progress.status(&format!(
