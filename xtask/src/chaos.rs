@@ -8,7 +8,8 @@
 //! fault schedule drawn from the seed ([`schedule`], applied by [`nemesis`]):
 //! SIGKILL and restart, SIGSTOP pauses, partitions (isolation, halves, one
 //! direction, ring/bridge), added latency, severed connections, graceful and
-//! rolling restarts. Then it heals everything, waits for every partition to
+//! rolling restarts, and power cuts that lose the un-fsynced tail ([`disk`]).
+//! Then it heals everything, waits for every partition to
 //! accept writes, reads the whole log back and hands the recorded
 //! [`history`] to the [`checker`]: lost, duplicated, inconsistent,
 //! non-monotonic, skipped, unseen and vanished records. It prints a verdict
@@ -19,6 +20,7 @@
 mod args;
 mod availability;
 mod checker;
+mod disk;
 mod history;
 mod nemesis;
 mod proxy;

@@ -765,6 +765,7 @@ impl Node {
             return;
         };
         let was_leader = p.leader_epoch.is_some();
+        tracing::debug!(tp = %p.tp, ?role, term, "partition role changed");
         if role == Role::Leader {
             p.leader_epoch = Some(term.min(i32::MAX as u64) as i32);
             let end = self

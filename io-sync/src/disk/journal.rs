@@ -23,6 +23,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::sync_ledger;
+
 /// Bytes of a record's length and CRC fields.
 const HEADER: usize = 8;
 /// Bytes of a record's key.
@@ -65,6 +67,7 @@ impl Journal {
                 "cut a torn tail off the hard-state journal");
             file.set_len(valid as u64)?;
             file.sync_all()?;
+            sync_ledger::synced(path, valid as u64);
         }
         Ok(Journal {
             path: path.to_path_buf(),
@@ -107,6 +110,7 @@ impl Journal {
     pub fn sync(&mut self) -> io::Result<()> {
         if self.dirty {
             self.file.sync_data()?;
+            sync_ledger::synced_file(&self.path, &self.file);
             self.dirty = false;
         }
         let live: u64 = self
@@ -137,6 +141,7 @@ impl Journal {
         }
         self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         self.len = out.len() as u64;
+        sync_ledger::synced(&self.path, self.len);
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ mod meta;
 mod open;
 mod read;
 mod segment;
+pub mod sync_ledger;
 
 pub use commit::{
     BeforeAppend, CommitError, CommitHandle, Completion, GroupCommitter, RoundBarrier, SharedLog,

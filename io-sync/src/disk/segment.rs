@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use proto_core::storage::batch::{BatchHeader, HEADER_LEN};
+
+use super::sync_ledger;
 use proto_core::storage::index::{
     self, IndexBuilder, IndexedBatch, OffsetIndexEntry, TimeIndexEntry, OFFSET_ENTRY_LEN,
     TIME_ENTRY_LEN,
@@ -321,10 +323,14 @@ impl Segment {
         }
         if self.dirty {
             self.log.sync_data()?;
+            sync_ledger::synced_file(&self.log_path, &self.log);
             if self.indexes_dirty {
                 // fsync through a new descriptor syncs what the earlier ones wrote.
-                File::open(&self.index_path)?.sync_data()?;
-                File::open(&self.time_path)?.sync_data()?;
+                for path in [&self.index_path, &self.time_path] {
+                    let f = File::open(path)?;
+                    f.sync_data()?;
+                    sync_ledger::synced_file(path, &f);
+                }
                 self.indexes_dirty = false;
             }
             self.dirty = false;

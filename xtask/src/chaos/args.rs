@@ -10,7 +10,7 @@ use crate::cluster::layout::IoChoice;
 /// The usage line.
 pub const USAGE: &str = "usage: cargo xtask chaos [--nodes 3|5] [--duration 60s] \
 [--nemesis kill,pause,partition,latency,drop,restart|all] [--seed S] [--io tokio|sync|mixed] \
-[--rate N] [--debug-build]";
+[--rate N] [--debug-build] [-- <chronik serve flags>]";
 
 /// One run's settings.
 #[derive(Clone, Debug)]
@@ -30,6 +30,8 @@ pub struct Args {
     /// Run the debug `chronik` (already built by `cargo test`) instead of a
     /// release build: what CI does to save a release compile.
     pub debug_build: bool,
+    /// Flags after `--`, appended to every node's `chronik serve`.
+    pub serve: Vec<String>,
 }
 
 impl Default for Args {
@@ -42,6 +44,7 @@ impl Default for Args {
             io: IoChoice::Mixed,
             rate: 100,
             debug_build: false,
+            serve: Vec::new(),
         }
     }
 }
@@ -77,6 +80,9 @@ pub fn parse(args: &[String]) -> anyhow::Result<Args> {
                 }
             }
             "--debug-build" => out.debug_build = true,
+            "--" => {
+                out.serve = it.by_ref().cloned().collect();
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

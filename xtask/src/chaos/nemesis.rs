@@ -4,10 +4,12 @@
 //! always undoes everything it did, so the cluster is whole between faults.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::disk;
 use super::proxy::{Mode, Proxies};
 use super::schedule::{Cut, Fault, Target};
 use super::workload;
@@ -46,16 +48,24 @@ pub struct Nemeses<'a> {
     pub topic: String,
     /// Nodes killed or paused right now: not asked for Metadata.
     out: BTreeSet<NodeId>,
+    /// Each node's fsync ledger (see [`super::disk`]).
+    ledger_of: &'a dyn Fn(NodeId) -> PathBuf,
 }
 
 impl<'a> Nemeses<'a> {
     /// The faults of `cluster`, whose peer links run through `proxies`.
-    pub fn new(cluster: &'a mut LocalCluster, proxies: &'a Proxies, topic: &str) -> Nemeses<'a> {
+    pub fn new(
+        cluster: &'a mut LocalCluster,
+        proxies: &'a Proxies,
+        topic: &str,
+        ledger_of: &'a dyn Fn(NodeId) -> PathBuf,
+    ) -> Nemeses<'a> {
         Nemeses {
             cluster,
             proxies,
             topic: topic.to_string(),
             out: BTreeSet::new(),
+            ledger_of,
         }
     }
 
@@ -103,6 +113,22 @@ impl<'a> Nemeses<'a> {
                 self.cluster.kill(n)?;
                 self.out.insert(n);
                 (Active::Killed(n), format!("SIGKILL {}", named(*t, n)))
+            }
+            Fault::LoseUnsynced { target, seed } => {
+                let n = self.resolve(*target);
+                self.cluster.kill(n)?;
+                self.out.insert(n);
+                let cuts = disk::lose_unsynced(&(self.ledger_of)(n), *seed)?;
+                let lost: u64 = cuts.iter().map(|c| c.from - c.to).sum();
+                let torn = cuts.iter().filter(|c| c.to > c.synced).count();
+                (
+                    Active::Killed(n),
+                    format!(
+                        "SIGKILL {}, {lost} un-fsynced bytes cut from {} files ({torn} torn)",
+                        named(*target, n),
+                        cuts.len()
+                    ),
+                )
             }
             Fault::Pause(t) => {
                 let n = self.resolve(*t);

@@ -31,17 +31,21 @@ pub enum Nemesis {
     Drop,
     /// SIGTERM and restart: one node, or every node in turn (rolling).
     Restart,
+    /// SIGKILL a node and cut its files back to their last fsync (or into
+    /// the un-fsynced tail): a power cut. Restart it after the hold.
+    Disk,
 }
 
 impl Nemesis {
     /// Every nemesis, the meaning of `--nemesis all`.
-    pub const ALL: [Nemesis; 6] = [
+    pub const ALL: [Nemesis; 7] = [
         Nemesis::Kill,
         Nemesis::Pause,
         Nemesis::Partition,
         Nemesis::Latency,
         Nemesis::Drop,
         Nemesis::Restart,
+        Nemesis::Disk,
     ];
 
     /// The `--nemesis` name.
@@ -53,6 +57,7 @@ impl Nemesis {
             Nemesis::Latency => "latency",
             Nemesis::Drop => "drop",
             Nemesis::Restart => "restart",
+            Nemesis::Disk => "disk",
         }
     }
 
@@ -143,6 +148,15 @@ pub enum Fault {
     /// SIGTERM and restart the target, or with `None` every node in turn;
     /// the hold is a pause between nodes.
     Restart(Option<Target>),
+    /// SIGKILL, lose what was not fsynced (cuts drawn from `seed`: an odd
+    /// seed tears into the un-fsynced tail, an even one cuts exactly at the
+    /// last fsync), restart when the hold ends.
+    LoseUnsynced {
+        /// The node.
+        target: Target,
+        /// Draws the cuts.
+        seed: u64,
+    },
 }
 
 impl Fault {
@@ -155,6 +169,7 @@ impl Fault {
             Fault::Latency(_) => Nemesis::Latency,
             Fault::Drop { .. } => Nemesis::Drop,
             Fault::Restart(_) => Nemesis::Restart,
+            Fault::LoseUnsynced { .. } => Nemesis::Disk,
         }
     }
 }
@@ -189,6 +204,10 @@ impl fmt::Display for Fault {
             }
             Fault::Restart(Some(t)) => write!(f, "SIGTERM and restart {t}"),
             Fault::Restart(None) => write!(f, "rolling restart of every node"),
+            Fault::LoseUnsynced { target, seed } => {
+                let how = if seed % 2 == 1 { "torn into" } else { "cut at" };
+                write!(f, "SIGKILL {target}, un-fsynced tail {how} the last fsync")
+            }
         }
     }
 }
@@ -277,6 +296,10 @@ fn draw(rng: &mut ChaCha8Rng, nemesis: Nemesis, nodes: u32, partitions: i32) -> 
         } else {
             Some(target(rng))
         }),
+        Nemesis::Disk => Fault::LoseUnsynced {
+            target: target(rng),
+            seed: rng.next_u64(),
+        },
     }
 }
 
@@ -324,9 +347,10 @@ mod tests {
         }
         let last = steps.last().unwrap();
         assert!(last.at + last.hold <= d);
-        let mut first_six: Vec<Nemesis> = steps[..6].iter().map(|s| s.fault.nemesis()).collect();
-        first_six.sort();
-        assert_eq!(first_six, Nemesis::ALL.to_vec());
+        let n = Nemesis::ALL.len();
+        let mut first: Vec<Nemesis> = steps[..n].iter().map(|s| s.fault.nemesis()).collect();
+        first.sort();
+        assert_eq!(first, Nemesis::ALL.to_vec());
     }
 
     #[test]

@@ -34,6 +34,8 @@ struct Node {
     spec: NodeSpec,
     /// The arguments after the binary, the same for every restart.
     args: Vec<String>,
+    /// Environment variables set for it, the same for every restart.
+    env: Vec<(String, String)>,
     /// `None` while the node is killed.
     child: Option<Child>,
 }
@@ -54,7 +56,7 @@ impl LocalCluster {
     ) -> anyhow::Result<LocalCluster> {
         let specs = LocalCluster::plan(count, io, data_dir, logs_dir, name)?;
         let peers = layout::peers(&specs);
-        LocalCluster::launch(bin, specs, |_| peers.clone(), extra)
+        LocalCluster::launch(bin, specs, |_| (peers.clone(), Vec::new()), extra)
     }
 
     /// The layout [`LocalCluster::start`] uses, on free ports, for a caller
@@ -88,12 +90,12 @@ impl LocalCluster {
     }
 
     /// Starts the nodes `specs` (each data directory wiped first), node N
-    /// with `--peers` `peers_of(N's spec)`, and returns once every node
-    /// answers `/health` with 200.
+    /// with the `--peers` and environment variables `setup(N's spec)` gives,
+    /// and returns once every node answers `/health` with 200.
     pub fn launch(
         bin: &Path,
         specs: Vec<NodeSpec>,
-        peers_of: impl Fn(&NodeSpec) -> String,
+        setup: impl Fn(&NodeSpec) -> (String, Vec<(String, String)>),
         extra: &[String],
     ) -> anyhow::Result<LocalCluster> {
         let mut cluster = LocalCluster {
@@ -105,13 +107,16 @@ impl LocalCluster {
             let _ = std::fs::remove_dir_all(&spec.data_dir);
             std::fs::create_dir_all(&spec.data_dir)
                 .with_context(|| format!("create {}", spec.data_dir.display()))?;
-            let args = layout::serve_args(&spec, &peers_of(&spec), extra);
+            let (peers, env) = setup(&spec);
+            let args = layout::serve_args(&spec, &peers, extra);
             let child = node_command(bin, &args, &spec.log, true)?
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .spawn()
                 .with_context(|| format!("spawn node {} ({})", spec.id, bin.display()))?;
             cluster.nodes.push(Node {
                 spec,
                 args,
+                env,
                 child: Some(child),
             });
         }
@@ -174,6 +179,7 @@ impl LocalCluster {
             bail!("node {id} is still running");
         }
         let child = node_command(&self.bin, &node.args, &node.spec.log, false)?
+            .envs(node.env.iter().map(|(k, v)| (k, v)))
             .spawn()
             .with_context(|| format!("spawn node {id}"))?;
         node.child = Some(child);
