@@ -10,7 +10,8 @@
 //! direction, ring/bridge), added latency, severed connections, graceful and
 //! rolling restarts, and power cuts that lose the un-fsynced tail ([`disk`]).
 //! Then it heals everything, waits for every partition to
-//! accept writes, reads the whole log back and hands the recorded
+//! accept writes and every replica to hold the same bytes ([`converge`]),
+//! reads the whole log back and hands the recorded
 //! [`history`] to the [`checker`]: lost, duplicated, inconsistent,
 //! non-monotonic, skipped, unseen and vanished records. It prints a verdict
 //! table and availability figures ([`availability`]), and writes
@@ -20,6 +21,7 @@
 mod args;
 mod availability;
 mod checker;
+mod converge;
 mod disk;
 mod history;
 mod nemesis;

@@ -16,8 +16,10 @@ use anyhow::{bail, Context};
 /// installed, the package): kcat for the command-line client tests, make and
 /// perl to build librdkafka (the `rdkafka` crate compiles it from source),
 /// python3 and pip for the Python client tests, Node.js and npm for the kafkajs
-/// test (kafkajs 2.2 needs Node.js 14 or later; Debian 12 ships 18).
+/// test (kafkajs 2.2 needs Node.js 14 or later; Debian 12 ships 18), and procps
+/// for `kill`, which the cluster tests and `chaos` signal nodes with.
 const APT_PACKAGES: &[(&str, &str)] = &[
+    ("kill", "procps"),
     ("kcat", "kcat"),
     ("make", "make"),
     ("perl", "perl"),

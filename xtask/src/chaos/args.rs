@@ -10,7 +10,7 @@ use crate::cluster::layout::IoChoice;
 /// The usage line.
 pub const USAGE: &str = "usage: cargo xtask chaos [--nodes 3|5] [--duration 60s] \
 [--nemesis kill,pause,partition,latency,drop,restart|all] [--seed S] [--io tokio|sync|mixed] \
-[--rate N] [--debug-build] [-- <chronik serve flags>]";
+[--rate N] [--request-timeout-ms MS] [--debug-build] [-- <chronik serve flags>]";
 
 /// One run's settings.
 #[derive(Clone, Debug)]
@@ -27,6 +27,8 @@ pub struct Args {
     pub io: IoChoice,
     /// Records per second per producer.
     pub rate: u32,
+    /// The producers' `request.timeout.ms`.
+    pub request_timeout_ms: u32,
     /// Run the debug `chronik` (already built by `cargo test`) instead of a
     /// release build: what CI does to save a release compile.
     pub debug_build: bool,
@@ -43,6 +45,7 @@ impl Default for Args {
             seed: None,
             io: IoChoice::Mixed,
             rate: 100,
+            request_timeout_ms: 5000,
             debug_build: false,
             serve: Vec::new(),
         }
@@ -78,6 +81,9 @@ pub fn parse(args: &[String]) -> anyhow::Result<Args> {
                 if out.rate == 0 {
                     bail!("--rate must be at least 1");
                 }
+            }
+            "--request-timeout-ms" => {
+                out.request_timeout_ms = value()?.parse().context("--request-timeout-ms")?;
             }
             "--debug-build" => out.debug_build = true,
             "--" => {

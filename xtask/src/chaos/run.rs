@@ -16,7 +16,7 @@ use super::nemesis::{Active, Nemeses};
 use super::proxy::Proxies;
 use super::schedule::{self, Step};
 use super::workload::{self, Recorder, Setup, Workload};
-use super::{availability, checker, timeline};
+use super::{availability, checker, converge, timeline};
 use crate::cluster::layout::{NodeId, NodeSpec};
 use crate::cluster::local::LocalCluster;
 use crate::cluster::topics;
@@ -135,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         topic: TOPIC.into(),
         partitions: PARTITIONS,
         rate: args.rate,
+        request_timeout_ms: args.request_timeout_ms,
     };
     let recorder = Recorder::new();
     let mut workload = Workload::start(&setup, PRODUCERS, recorder.clone())?;
@@ -201,6 +202,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let drained = workload.consumers_reached(&ends);
     workload.stop_consuming();
     let finals = workload::final_reads(&bootstrap, TOPIC, &ends, DRAIN_BOUND)?;
+    watch
+        .status
+        .event("waiting for every replica to hold the same log");
+    let converged = converge::wait_identical(&specs, TOPIC, PARTITIONS, rf as usize, DRAIN_BOUND);
     watch.status.finish();
     let crashes = std::mem::take(&mut watch.crashes);
 
@@ -229,6 +234,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Err(why) = &recovered {
         problems.push(why.clone());
     }
+    if let Err(why) = &converged {
+        problems.push(why.clone());
+    }
     if !drained {
         problems.push(format!(
             "the consumers did not reach the high watermarks {ends:?} within {} s",
@@ -242,6 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "duration_s": args.duration.as_secs(),
         "nemeses": names,
         "rate_per_producer": args.rate,
+        "request_timeout_ms": args.request_timeout_ms,
         "producers": PRODUCERS,
         "schedule": steps.iter().map(|s| json!({
             "at_ms": s.at.as_millis() as u64, "hold_ms": s.hold.as_millis() as u64,
@@ -250,6 +259,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "faults": history.faults,
         "consumer_errors": recorder.consumer_errors.load(std::sync::atomic::Ordering::Relaxed),
         "first_consumer_errors": recorder.first_errors(),
+        "replicas_converged_ms": converged.as_ref().ok().map(|d| d.as_millis() as u64),
         "problems": problems,
         "verdict": verdict.to_json(),
         "availability": avail.to_json(),
@@ -281,6 +291,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .consumer_errors
             .load(std::sync::atomic::Ordering::Relaxed),
     );
+    if let Ok(d) = &converged {
+        println!(
+            "every replica of every partition held the same log {:.2} s after the final read",
+            d.as_secs_f64()
+        );
+    }
     println!(
         "history {}, report {}, timeline {}, node logs {}",
         out.join("history.json").display(),

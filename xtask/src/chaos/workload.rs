@@ -143,7 +143,16 @@ fn decode(payload: Option<&[u8]>) -> Option<Value> {
 /// Delivery reports land in the recorder.
 struct Reports(Arc<Recorder>);
 
-impl ClientContext for Reports {}
+impl ClientContext for Reports {
+    /// librdkafka's own log, when `CHAOS_RDKAFKA_DEBUG` asked for it (see
+    /// [`producer`]), goes to stderr with the run's clock.
+    fn log(&self, _: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        eprintln!(
+            "[{:>10.3} s librdkafka {fac}] {message}",
+            self.0.now_us() as f64 / 1e6
+        );
+    }
+}
 
 impl ProducerContext for Reports {
     /// The send's index in the recorder.
@@ -171,6 +180,13 @@ pub struct Setup {
     pub partitions: i32,
     /// Records per second each producer sends.
     pub rate: u32,
+    /// The producers' `request.timeout.ms` and `socket.timeout.ms`: how long
+    /// a produce request may wait on a broker that does not answer (a frozen
+    /// leader) before it is retried at the new leader. librdkafka times out
+    /// an in-flight produce after `socket.timeout.ms` (default 60 s), and its
+    /// idempotent producer will not send to a new leader until the requests
+    /// in flight to the old one are done.
+    pub request_timeout_ms: u32,
 }
 
 /// The running clients.
@@ -264,15 +280,25 @@ impl Drop for Workload {
     }
 }
 
+/// The environment variable that turns on the producers' librdkafka
+/// `debug` contexts (`eos,msg,broker,topic`), printed to stderr: how to see
+/// what a client does during a fault.
+const RDKAFKA_DEBUG_ENV: &str = "CHAOS_RDKAFKA_DEBUG";
+
 /// An idempotent acks=all producer whose delivery reports go to `recorder`.
 fn producer(setup: &Setup, recorder: Arc<Recorder>) -> anyhow::Result<ThreadedProducer<Reports>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &setup.bootstrap)
+    let mut cfg = ClientConfig::new();
+    if let Ok(debug) = std::env::var(RDKAFKA_DEBUG_ENV) {
+        cfg.set("debug", debug)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
+    cfg.set("bootstrap.servers", &setup.bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
-        .set("request.timeout.ms", "5000")
+        .set("request.timeout.ms", setup.request_timeout_ms.to_string())
+        .set("socket.timeout.ms", setup.request_timeout_ms.to_string())
         .set("retry.backoff.ms", "50")
         .set("retry.backoff.max.ms", "500")
         .set("reconnect.backoff.ms", "50")
