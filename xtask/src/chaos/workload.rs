@@ -140,17 +140,20 @@ fn decode(payload: Option<&[u8]>) -> Option<Value> {
     std::str::from_utf8(payload?).ok()?.parse().ok()
 }
 
-/// Delivery reports land in the recorder.
-struct Reports(Arc<Recorder>);
+/// Delivery reports land in the recorder; librdkafka's log is printed
+/// only when `CHAOS_RDKAFKA_DEBUG` asked for it (`.1`, see [`producer`]):
+/// otherwise every kill would fill the output with refused connections.
+struct Reports(Arc<Recorder>, bool);
 
 impl ClientContext for Reports {
-    /// librdkafka's own log, when `CHAOS_RDKAFKA_DEBUG` asked for it (see
-    /// [`producer`]), goes to stderr with the run's clock.
+    /// librdkafka's own log, to stderr with the run's clock when asked for.
     fn log(&self, _: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        eprintln!(
-            "[{:>10.3} s librdkafka {fac}] {message}",
-            self.0.now_us() as f64 / 1e6
-        );
+        if self.1 {
+            eprintln!(
+                "[{:>10.3} s librdkafka {fac}] {message}",
+                self.0.now_us() as f64 / 1e6
+            );
+        }
     }
 }
 
@@ -288,8 +291,9 @@ const RDKAFKA_DEBUG_ENV: &str = "CHAOS_RDKAFKA_DEBUG";
 /// An idempotent acks=all producer whose delivery reports go to `recorder`.
 fn producer(setup: &Setup, recorder: Arc<Recorder>) -> anyhow::Result<ThreadedProducer<Reports>> {
     let mut cfg = ClientConfig::new();
-    if let Ok(debug) = std::env::var(RDKAFKA_DEBUG_ENV) {
-        cfg.set("debug", debug)
+    let debug = std::env::var(RDKAFKA_DEBUG_ENV).ok();
+    if let Some(contexts) = &debug {
+        cfg.set("debug", contexts)
             .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     }
     cfg.set("bootstrap.servers", &setup.bootstrap)
@@ -304,7 +308,7 @@ fn producer(setup: &Setup, recorder: Arc<Recorder>) -> anyhow::Result<ThreadedPr
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "1000")
         .set("topic.metadata.refresh.interval.ms", "1000")
-        .create_with_context(Reports(recorder))
+        .create_with_context(Reports(recorder, debug.is_some()))
         .context("create a chaos producer")
 }
 
