@@ -186,6 +186,8 @@ pub struct Summary {
     pub produce_errors: u64,
     /// Produces whose outcome the client could not know.
     pub unknown_outcomes: u64,
+    /// CreateTopics answered NOT_CONTROLLER.
+    pub creates_not_controller: u64,
     /// Batches idempotent clients sent again.
     pub resent: u64,
     /// Times an idempotent client started over with a new producer id.

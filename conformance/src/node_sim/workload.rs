@@ -56,6 +56,8 @@ const CLIENT_TIMEOUT_MS: u64 = 8000;
 const METADATA_MAX_AGE_MS: u64 = 3000;
 /// Kafka's `TOPIC_ALREADY_EXISTS`.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// Kafka's `NOT_CONTROLLER`.
+const NOT_CONTROLLER: i16 = 41;
 /// The wall clock the clients' record timestamps start from.
 pub const EPOCH_MS: i64 = 1_700_000_000_000;
 
@@ -152,6 +154,9 @@ pub struct WorkloadStats {
     pub unknown: u64,
     /// Metadata requests sent.
     pub metadata: u64,
+    /// CreateTopics answered NOT_CONTROLLER: a node that refused instead of
+    /// holding the request until the metadata group had a leader.
+    pub creates_not_controller: u64,
     /// Batches an idempotent client sent again (same values and sequence).
     pub resent: u64,
     /// Times an idempotent client had to start over with a new producer id.
@@ -531,6 +536,9 @@ impl Workload {
             What::Create => match decode::<CreateTopicsResponse>(&frame, CREATE_VERSION) {
                 Ok(r) => {
                     let code = r.topics.first().map_or(-1, |t| t.error_code);
+                    if code == NOT_CONTROLLER {
+                        self.stats.creates_not_controller += 1;
+                    }
                     if code == 0 || code == TOPIC_ALREADY_EXISTS {
                         self.created = true;
                         self.clients[client].refresh = true;

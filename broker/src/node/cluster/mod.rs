@@ -84,12 +84,16 @@ pub(super) enum Waiter {
     },
 }
 
-/// A request this node forwarded to the metadata leader.
+/// A request this node forwarded to the metadata leader, or holds until one
+/// is known.
 #[derive(Debug)]
 struct Forwarded {
     reply: ReplyId,
     request: Request,
     deadline_ms: u64,
+    /// Where it was sent; `None` while it waits for a controller (none was
+    /// known, or the one it went to answered NOT_CONTROLLER).
+    sent_to: Option<NodeId>,
 }
 
 /// The broker's registration with the controller.
@@ -269,6 +273,12 @@ impl Node {
                     self.send_control(from, &Control::Forwarded { id, frame: None });
                 }
             },
+            Control::NotController { id } => {
+                if let Some(f) = self.cluster.as_mut().and_then(|c| c.forwarded.get_mut(&id)) {
+                    f.sent_to = None;
+                }
+                self.send_parked_forwards();
+            }
             Control::Forwarded { id, frame } => {
                 let Some(f) = self.cluster.as_mut().and_then(|c| c.forwarded.remove(&id)) else {
                     return;
@@ -537,9 +547,8 @@ impl Node {
     }
 
     /// An admin request in cluster mode: to the local controller, or
-    /// forwarded to the metadata leader.
+    /// forwarded to the metadata leader (held until one is known).
     pub(super) fn cluster_admin(&mut self, reply: ReplyId, request: Request) {
-        let me = self.me();
         let now = self.now_ms;
         let Some(cluster) = self.cluster.as_mut() else {
             return;
@@ -564,35 +573,86 @@ impl Node {
             self.controller_step(event);
             return;
         }
-        match cluster.leader {
-            Some(leader) if leader != me && !is_forwarded(reply) => {
-                let frame = match protocol::encode_request(&request) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot re-encode a request to forward it");
-                        self.outputs.push(Output::Close { conn: reply.conn });
-                        return;
-                    }
-                };
-                cluster.next_forward += 1;
-                let id = cluster.next_forward;
-                cluster.forwarded.insert(
-                    id,
-                    Forwarded {
-                        reply,
-                        request,
-                        deadline_ms: now + FORWARD_TIMEOUT_MS,
-                    },
-                );
-                self.send_control(
-                    leader,
-                    &Control::Forward {
+        if is_forwarded(reply) {
+            // Another node forwarded it here, but this node does not run the
+            // controller (any more, or yet): it hands the request back
+            // undone, and the sender forwards it again.
+            let to = NodeId(reply.conn - FORWARDED_CONN_BASE);
+            self.send_control(to, &Control::NotController { id: reply.seq });
+            return;
+        }
+        // The request waits here (parked) until a controller is known, or
+        // goes to it now; NOT_CONTROLLER reaches the client only when the
+        // forward times out.
+        cluster.next_forward += 1;
+        let id = cluster.next_forward;
+        cluster.forwarded.insert(
+            id,
+            Forwarded {
+                reply,
+                request,
+                deadline_ms: now + FORWARD_TIMEOUT_MS,
+                sent_to: None,
+            },
+        );
+        self.send_parked_forwards();
+    }
+
+    /// Sends every parked forwarded request to the metadata leader, if one
+    /// other than this node is known; takes them in here if this node runs
+    /// the controller now.
+    fn send_parked_forwards(&mut self) {
+        let me = self.me();
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let parked: Vec<u64> = cluster
+            .forwarded
+            .iter()
+            .filter(|(_, f)| f.sent_to.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if parked.is_empty() {
+            return;
+        }
+        if cluster.controller.is_some() {
+            for id in parked {
+                if let Some(f) = self.cluster.as_mut().and_then(|c| c.forwarded.remove(&id)) {
+                    self.cluster_admin(f.reply, f.request);
+                }
+            }
+            return;
+        }
+        let Some(leader) = cluster.leader.filter(|&l| l != me) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        let mut broken = Vec::new();
+        for id in parked {
+            let Some(f) = cluster.forwarded.get_mut(&id) else {
+                continue;
+            };
+            match protocol::encode_request(&f.request) {
+                Ok(frame) => {
+                    f.sent_to = Some(leader);
+                    sends.push(Control::Forward {
                         id,
                         frame: frame.to_vec(),
-                    },
-                );
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot re-encode a request to forward it");
+                    broken.push(id);
+                }
             }
-            _ => self.refuse_admin(reply, &request, &ApiError::not_controller()),
+        }
+        for id in broken {
+            if let Some(f) = cluster.forwarded.remove(&id) {
+                self.outputs.push(Output::Close { conn: f.reply.conn });
+            }
+        }
+        for message in sends {
+            self.send_control(leader, &message);
         }
     }
 
@@ -889,6 +949,7 @@ impl Node {
         self.isr_tick();
         self.preferred_leader_tick();
         self.session_tick();
+        self.send_parked_forwards();
         self.expire_forwarded();
         self.ensure_cluster_offsets_topic();
     }

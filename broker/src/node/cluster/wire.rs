@@ -44,6 +44,14 @@ pub enum Control {
         /// The response frame.
         frame: Option<Vec<u8>>,
     },
+    /// The answer to a [`Control::Forward`] from a node that does not run
+    /// the controller (leadership moved while the request travelled): it
+    /// did nothing, so the sender forwards the request again to the leader
+    /// it learns of, as Kafka's forwarding manager retries NOT_CONTROLLER.
+    NotController {
+        /// The forwarded request's number.
+        id: u64,
+    },
     /// A broker registers with the controller at every process start.
     Register {
         /// Its id.

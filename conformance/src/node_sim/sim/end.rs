@@ -225,6 +225,7 @@ impl Sim<'_> {
         self.s.acked_records = w.acked_records;
         self.s.produce_errors = w.errors.values().sum();
         self.s.unknown_outcomes = w.unknown;
+        self.s.creates_not_controller = w.creates_not_controller;
         self.s.resent = w.resent;
         self.s.producer_resets = w.producer_resets;
         self.s.committed_records = self.checker.committed_records() as u64;
