@@ -4,7 +4,8 @@
 //! A run ([`run`]) starts N nodes whose peer links all pass through a
 //! fault-injecting proxy ([`proxy`]), creates a 3-partition topic, and runs
 //! librdkafka clients ([`workload`]): idempotent acks=all producers, a
-//! consumer in a group and one assigned every partition. Meanwhile it plays a
+//! consumer in a group and one assigned every partition, and an admin client
+//! creating and deleting topics ([`admin`]). Meanwhile it plays a
 //! fault schedule drawn from the seed ([`schedule`], applied by [`nemesis`]):
 //! SIGKILL and restart, SIGSTOP pauses, partitions (isolation, halves, one
 //! direction, ring/bridge), added latency, severed connections, graceful and
@@ -18,6 +19,7 @@
 //! `target/chaos/seed-S/{history.json,report.json,timeline.svg}` and the
 //! node logs; any anomaly, crash or failure to recover exits non-zero.
 
+mod admin;
 mod args;
 mod availability;
 mod checker;

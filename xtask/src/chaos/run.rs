@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::json;
 
+use super::admin::{self, AdminWorkload};
 use super::args::Args;
 use super::history::{FaultWindow, History, SendOutcome};
 use super::nemesis::{Active, Nemeses};
@@ -139,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let recorder = Recorder::new();
     let mut workload = Workload::start(&setup, PRODUCERS, recorder.clone())?;
+    let mut admin_load = AdminWorkload::start(&bootstrap, rf, recorder.clone())?;
     let mut watch = Watch {
         rec: &recorder,
         status: Status::new(args.duration + WARMUP),
@@ -187,6 +189,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .event("every fault healed; waiting for every partition to accept writes");
 
     let recovered = watch.recovery(&mut nemeses, healed_us);
+    let admin_ops = admin_load.stop();
+    let admin_broken = wait_admin_promises(&bootstrap, &admin_ops);
     watch
         .status
         .event("stopping producers (waiting for outstanding acknowledgements)");
@@ -223,6 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let avail = availability::availability(&history, BUCKET_US);
 
     write(&out.join("history.json"), &serde_json::to_vec(&history)?)?;
+    write(&out.join("admin.json"), &serde_json::to_vec(&admin_ops)?)?;
     write(
         &out.join("timeline.svg"),
         timeline::svg(&history).as_bytes(),
@@ -237,6 +242,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Err(why) = &converged {
         problems.push(why.clone());
     }
+    problems.extend(admin_broken.iter().cloned());
     if !drained {
         problems.push(format!(
             "the consumers did not reach the high watermarks {ends:?} within {} s",
@@ -260,6 +266,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "consumer_errors": recorder.consumer_errors.load(std::sync::atomic::Ordering::Relaxed),
         "first_consumer_errors": recorder.first_errors(),
         "replicas_converged_ms": converged.as_ref().ok().map(|d| d.as_millis() as u64),
+        "admin": admin::summary(&admin_ops),
         "problems": problems,
         "verdict": verdict.to_json(),
         "availability": avail.to_json(),
@@ -291,6 +298,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .consumer_errors
             .load(std::sync::atomic::Ordering::Relaxed),
     );
+    println!("{}", admin::summary(&admin_ops));
     if let Ok(d) = &converged {
         println!(
             "every replica of every partition held the same log {:.2} s after the final read",
@@ -421,6 +429,27 @@ impl Watch<'_> {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+/// Waits up to [`DRAIN_BOUND`] for the admin workload's answered requests to
+/// hold (a created topic needs its first election after a heal); returns
+/// the promises still broken then.
+fn wait_admin_promises(bootstrap: &str, ops: &[admin::AdminOp]) -> Vec<String> {
+    let deadline = Instant::now() + DRAIN_BOUND;
+    let client = match topics::admin(bootstrap) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("admin check: {e:#}")],
+    };
+    loop {
+        let broken = match admin::seen(&client) {
+            Ok(seen) => admin::check(ops, &seen),
+            Err(e) => vec![format!("admin check: {e:#}")],
+        };
+        if broken.is_empty() || Instant::now() > deadline {
+            return broken;
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

@@ -150,6 +150,11 @@ pub fn create(
     }
 }
 
+/// Runs an rdkafka admin future to completion on this thread.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    wait(f, &mut || {})
+}
+
 /// Runs a future to completion on this thread, calling `tick` whenever it
 /// wakes without an answer (at least every 100 ms). rdkafka's admin futures
 /// are completed by its own background thread, so no runtime is needed.
