@@ -10,6 +10,7 @@ pub mod interaction;
 pub mod isr_trace;
 pub mod launch;
 pub mod metadata_trace;
+pub mod mini_client;
 pub mod node;
 pub mod node_sim;
 pub mod sim;

@@ -4,10 +4,12 @@
 //! always undoes everything it did, so the cluster is whole between faults.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use conformance::mini_client;
 
 use super::disk;
 use super::proxy::{Mode, Proxies};
@@ -76,20 +78,18 @@ impl<'a> Nemeses<'a> {
 
     /// Which node `target` names now. A leader is looked up through the
     /// nodes that answer (any node's Metadata names every partition's
-    /// leader); with no answer, node 1.
+    /// leader and the controller); with no answer, node 1.
     pub fn resolve(&self, target: Target) -> NodeId {
         match target {
             Target::Node(n) => n,
+            Target::Controller => self
+                .answering()
+                .into_iter()
+                .find_map(|(_, addr)| mini_client::metadata(addr).ok()?.controller)
+                .map_or(NodeId(1), NodeId),
             Target::LeaderOf(p) => {
-                for id in self.cluster.ids() {
-                    if self.out.contains(&id) || !self.cluster.is_running(id) {
-                        continue;
-                    }
-                    let Ok(spec) = self.cluster.spec(id) else {
-                        continue;
-                    };
-                    let bootstrap = spec.ports.kafka.to_string();
-                    if let Ok(leaders) = workload::leaders(&bootstrap, &self.topic) {
+                for (_, addr) in self.answering() {
+                    if let Ok(leaders) = workload::leaders(&addr.to_string(), &self.topic) {
                         if let Some(&l) = leaders.get(&p) {
                             return NodeId(l as u32);
                         }
@@ -100,13 +100,21 @@ impl<'a> Nemeses<'a> {
         }
     }
 
+    /// The Kafka listener of every node that should answer now: running,
+    /// and neither killed nor paused by a fault.
+    fn answering(&self) -> Vec<(NodeId, SocketAddr)> {
+        self.cluster
+            .ids()
+            .into_iter()
+            .filter(|id| !self.out.contains(id) && self.cluster.is_running(*id))
+            .filter_map(|id| Some((id, self.cluster.spec(id).ok()?.ports.kafka)))
+            .collect()
+    }
+
     /// Starts `fault`; returns what ending it must undo and what it did, in
     /// words (with targets resolved).
     pub fn begin(&mut self, fault: &Fault) -> anyhow::Result<(Active, String)> {
-        let named = |t: Target, n: NodeId| match t {
-            Target::Node(_) => format!("node {n}"),
-            Target::LeaderOf(p) => format!("node {n} (leader of partition {p})"),
-        };
+        let named = describe;
         Ok(match fault {
             Fault::Kill(t) => {
                 let n = self.resolve(*t);
@@ -222,7 +230,10 @@ impl<'a> Nemeses<'a> {
         match cut {
             Cut::Isolate(t) => {
                 let n = self.resolve(*t);
-                (pick(&|a, b| a == n || b == n), format!("isolate node {n}"))
+                (
+                    pick(&|a, b| a == n || b == n),
+                    format!("isolate {}", describe(*t, n)),
+                )
             }
             Cut::Halves { minority } => {
                 let side = |x: NodeId| minority.contains(&x);
@@ -233,10 +244,11 @@ impl<'a> Nemeses<'a> {
             }
             Cut::OneWay { node, outbound } => {
                 let n = self.resolve(*node);
+                let who = describe(*node, n);
                 if *outbound {
-                    (pick(&|a, _| a == n), format!("cut what node {n} sends"))
+                    (pick(&|a, _| a == n), format!("cut what {who} sends"))
                 } else {
-                    (pick(&|_, b| b == n), format!("cut what node {n} receives"))
+                    (pick(&|_, b| b == n), format!("cut what {who} receives"))
                 }
             }
             Cut::Ring => {
@@ -279,5 +291,14 @@ impl<'a> Nemeses<'a> {
     /// Heals everything the proxies do (the end of the fault phase).
     pub fn heal_links(&self) {
         self.proxies.heal_all();
+    }
+}
+
+/// Node `n`, with what made it the target.
+fn describe(t: Target, n: NodeId) -> String {
+    match t {
+        Target::Node(_) => format!("node {n}"),
+        Target::LeaderOf(p) => format!("node {n} (leader of partition {p})"),
+        Target::Controller => format!("node {n} (the controller)"),
     }
 }

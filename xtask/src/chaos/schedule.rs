@@ -94,6 +94,9 @@ pub enum Target {
     /// Whichever node leads this partition of the workload's topic when the
     /// fault starts.
     LeaderOf(i32),
+    /// Whichever node runs the controller (leads the metadata group) when
+    /// the fault starts.
+    Controller,
 }
 
 impl fmt::Display for Target {
@@ -101,6 +104,7 @@ impl fmt::Display for Target {
         match self {
             Target::Node(n) => write!(f, "node {n}"),
             Target::LeaderOf(p) => write!(f, "the leader of partition {p}"),
+            Target::Controller => write!(f, "the controller"),
         }
     }
 }
@@ -262,12 +266,12 @@ pub fn plan(
 
 /// One fault of kind `nemesis`.
 fn draw(rng: &mut ChaCha8Rng, nemesis: Nemesis, nodes: u32, partitions: i32) -> Fault {
-    let target = |rng: &mut ChaCha8Rng| {
-        if rng.next_u32().is_multiple_of(2) {
-            Target::LeaderOf(below(rng, partitions as u64) as i32)
-        } else {
-            Target::Node(NodeId(1 + below(rng, u64::from(nodes)) as u32))
-        }
+    // A partition's leader half the time, the controller a quarter, any
+    // node the rest.
+    let target = |rng: &mut ChaCha8Rng| match below(rng, 4) {
+        0 | 1 => Target::LeaderOf(below(rng, partitions as u64) as i32),
+        2 => Target::Controller,
+        _ => Target::Node(NodeId(1 + below(rng, u64::from(nodes)) as u32)),
     };
     match nemesis {
         Nemesis::Kill => Fault::Kill(target(rng)),
@@ -366,6 +370,7 @@ mod tests {
             match &s.fault {
                 Fault::Pause(Target::Node(n)) => assert!((1..=3).contains(&n.0)),
                 Fault::Pause(Target::LeaderOf(p)) => assert!((0..2).contains(p)),
+                Fault::Pause(Target::Controller) => {}
                 Fault::Partition(Cut::Halves { minority }) => assert_eq!(minority.len(), 1),
                 Fault::Partition(_) => {}
                 other => panic!("{other} was not asked for"),
