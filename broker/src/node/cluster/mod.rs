@@ -68,9 +68,14 @@ pub(super) enum Waiter {
     /// A client's admin request (or one another broker forwarded).
     Kafka {
         reply: ReplyId,
-        header: RequestHeader,
+        /// The request, to hand on to the next controller if this one
+        /// resigns before it answers (boxed: it dwarfs the other waiters).
+        request: Box<Request>,
         /// CreateTopics' `timeout_ms`: the answer also waits for leaders.
         create_timeout_ms: Option<i32>,
+        /// When it is refused with REQUEST_TIMED_OUT if it has to move on
+        /// to another controller.
+        deadline_ms: u64,
     },
     /// A broker's request for producer ids.
     ProducerIds { broker: NodeId },
@@ -469,15 +474,29 @@ impl Node {
             return;
         };
         match waiter {
+            // A resigned controller's refusal: the request goes on to the
+            // next controller, as Kafka's forwarding manager retries
+            // NOT_CONTROLLER (librdkafka's admin client would not). If the
+            // resigned controller's proposal commits after all, the next one
+            // answers TOPIC_ALREADY_EXISTS or UNKNOWN_TOPIC_OR_PARTITION.
             Waiter::Kafka {
                 reply,
-                header,
+                request,
+                deadline_ms,
+                ..
+            } if response.is_refused_with(proto_core::metadata::errors::NOT_CONTROLLER) => {
+                self.pass_on(reply, *request, deadline_ms)
+            }
+            Waiter::Kafka {
+                reply,
+                request,
                 create_timeout_ms,
+                ..
             } => match (admin::to_response(response), create_timeout_ms) {
                 (Some(ResponseKind::CreateTopics(r)), Some(timeout_ms)) => {
-                    self.answer_create_topics(reply, &header, r, timeout_ms)
+                    self.answer_create_topics(reply, &request.header, r, timeout_ms)
                 }
-                (Some(body), _) => self.respond(reply, &header, body),
+                (Some(body), _) => self.respond(reply, &request.header, body),
                 (None, _) => tracing::error!("the controller answered an admin request oddly"),
             },
             Waiter::ProducerIds { broker } => {
@@ -549,7 +568,13 @@ impl Node {
     /// An admin request in cluster mode: to the local controller, or
     /// forwarded to the metadata leader (held until one is known).
     pub(super) fn cluster_admin(&mut self, reply: ReplyId, request: Request) {
-        let now = self.now_ms;
+        let deadline_ms = self.now_ms + FORWARD_TIMEOUT_MS;
+        self.admit(reply, request, deadline_ms);
+    }
+
+    /// [`Node::cluster_admin`] for a request that must be answered by
+    /// `deadline_ms` (which moving between controllers does not extend).
+    fn admit(&mut self, reply: ReplyId, request: Request, deadline_ms: u64) {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
@@ -566,21 +591,31 @@ impl Node {
                 request_id,
                 Waiter::Kafka {
                     reply,
-                    header: request.header,
+                    request: Box::new(request),
                     create_timeout_ms,
+                    deadline_ms,
                 },
             );
             self.controller_step(event);
             return;
         }
+        self.pass_on(reply, request, deadline_ms);
+    }
+
+    /// Hands an admin request this node cannot answer to the next
+    /// controller: back to the broker that forwarded it (which forwards it
+    /// again), or, a client's own, parked here until a leader is known. An
+    /// answer reaches the client only from a controller, or as
+    /// REQUEST_TIMED_OUT after 30 s.
+    fn pass_on(&mut self, reply: ReplyId, request: Request, deadline_ms: u64) {
         if is_forwarded(reply) {
-            // Another node forwarded it here, but this node does not run the
-            // controller (any more, or yet): it hands the request back
-            // undone, and the sender forwards it again.
             let to = NodeId(reply.conn - FORWARDED_CONN_BASE);
             self.send_control(to, &Control::NotController { id: reply.seq });
             return;
         }
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
         // The request waits here (parked) until a controller is known, or
         // goes to it now; NOT_CONTROLLER reaches the client only when the
         // forward times out.
@@ -591,7 +626,7 @@ impl Node {
             Forwarded {
                 reply,
                 request,
-                deadline_ms: now + FORWARD_TIMEOUT_MS,
+                deadline_ms,
                 sent_to: None,
             },
         );
@@ -618,7 +653,7 @@ impl Node {
         if cluster.controller.is_some() {
             for id in parked {
                 if let Some(f) = self.cluster.as_mut().and_then(|c| c.forwarded.remove(&id)) {
-                    self.cluster_admin(f.reply, f.request);
+                    self.admit(f.reply, f.request, f.deadline_ms);
                 }
             }
             return;

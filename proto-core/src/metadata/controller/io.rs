@@ -387,6 +387,39 @@ pub(super) fn err<T>(error: &ApiError) -> Result<T, ApiError> {
 }
 
 impl ControllerResponse {
+    /// Whether every part of the answer is refused with error `code` (and
+    /// there is a part): how a driver tells a resigned controller's refusal
+    /// ([`ControllerResponse::refused`] with NOT_CONTROLLER), which it may
+    /// send on to the next controller, from a decision.
+    pub fn is_refused_with(&self, code: i16) -> bool {
+        fn all<'a>(mut results: impl Iterator<Item = Option<&'a ApiError>>, code: i16) -> bool {
+            let mut any = false;
+            let every = results.all(|e| {
+                any = true;
+                e.is_some_and(|e| e.code == code)
+            });
+            any && every
+        }
+        match self {
+            ControllerResponse::CreateTopics(v) => {
+                all(v.iter().map(|r| r.result.as_ref().err()), code)
+            }
+            ControllerResponse::DeleteTopics(v) => {
+                all(v.iter().map(|r| r.result.as_ref().err()), code)
+            }
+            ControllerResponse::CreatePartitions(v) => {
+                all(v.iter().map(|r| r.result.as_ref().err()), code)
+            }
+            ControllerResponse::AlterConfigs(v)
+            | ControllerResponse::IncrementalAlterConfigs(v) => {
+                all(v.iter().map(|r| r.result.as_ref().err()), code)
+            }
+            ControllerResponse::AllocateProducerIds(r) => all([r.as_ref().err()].into_iter(), code),
+            ControllerResponse::AlterPartition(r) => all([r.as_ref().err()].into_iter(), code),
+            ControllerResponse::UnregisterBroker(r) => all([r.as_ref().err()].into_iter(), code),
+        }
+    }
+
     /// The same answer with every part refused with `error` (a resigned
     /// controller's answer: the client retries against the new one).
     pub fn refused(self, error: &ApiError) -> ControllerResponse {

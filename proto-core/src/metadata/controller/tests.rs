@@ -389,6 +389,12 @@ fn resigning_refuses_what_waits_and_what_comes() {
     h.step(create_topics(1, vec![create("t", 1, 1)]));
     let refused = responses(&h.step(ControllerEvent::Resign));
     assert_eq!(topic_codes(&refused[0].1), vec![errors::NOT_CONTROLLER]);
+    assert!(refused[0].1.is_refused_with(errors::NOT_CONTROLLER));
+    assert!(!refused[0].1.is_refused_with(errors::INVALID_REQUEST));
+    assert!(
+        !ControllerResponse::CreateTopics(Vec::new()).is_refused_with(errors::NOT_CONTROLLER),
+        "an answer with no parts refuses nothing"
+    );
     let later = responses(&h.step(ControllerEvent::AllocateProducerIds {
         request_id: RequestId(2),
         broker_id: BrokerId(1),
