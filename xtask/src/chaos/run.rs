@@ -115,10 +115,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bootstrap = cluster.bootstrap();
     let rf = args.nodes.min(3);
     let min_isr = (rf / 2 + 1).to_string();
-    let admin = topics::admin(&bootstrap)?;
-    topics::wait_brokers(&admin, args.nodes as usize, FORM_BOUND)?;
+    let setup_admin = topics::admin(&bootstrap)?;
+    topics::wait_brokers(&setup_admin, args.nodes as usize, FORM_BOUND)?;
     topics::create(
-        &admin,
+        &setup_admin,
         TOPIC,
         PARTITIONS as u32,
         rf,
@@ -127,8 +127,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         || {},
     )?
     .map_err(|e| anyhow::anyhow!("create {TOPIC}: {e}"))?;
-    let leaders = topics::wait_led(&admin, TOPIC, PARTITIONS as u32, FORM_BOUND)?;
-    drop(admin);
+    let leaders = topics::wait_led(&setup_admin, TOPIC, PARTITIONS as u32, FORM_BOUND)?;
+    drop(setup_admin);
     eprintln!("chaos: topic {TOPIC}: {PARTITIONS} partitions, rf {rf}, min.insync.replicas {min_isr}, leaders {leaders:?}");
 
     let setup = Setup {
