@@ -635,6 +635,22 @@ impl Node {
         Ok(())
     }
 
+    /// Proposes `data` to `group`'s Raft log; the term and last index of
+    /// the appended entries, or `None` if the group did not take them (not
+    /// its leader, a transfer in progress).
+    fn propose(&mut self, group: GroupId, data: Vec<Bytes>) -> Option<(raft::Term, LogIndex)> {
+        let actions = self.raft_step(multiraft::Event::Propose { group, data });
+        actions.into_iter().find_map(|a| match a {
+            Action::Proposed {
+                group: g,
+                term,
+                last,
+                ..
+            } if g == group => Some((term, last)),
+            _ => None,
+        })
+    }
+
     /// Proposes `records` as one uncompressed batch the broker writes itself
     /// (coordinator records, metadata records) at the partition's next
     /// offset; returns the entry's term and index, or `None` if the partition
@@ -660,19 +676,7 @@ impl Node {
         };
         let next = p.next_offset + records.len() as i64;
         let data = Bytes::from(batch::encode_batch(&spec, records));
-        let actions = self.raft_step(multiraft::Event::Propose {
-            group,
-            data: vec![data],
-        });
-        let proposed = actions.into_iter().find_map(|a| match a {
-            Action::Proposed {
-                group: g,
-                term,
-                last,
-                ..
-            } if g == group => Some((term, last)),
-            _ => None,
-        })?;
+        let proposed = self.propose(group, vec![data])?;
         if let Some(p) = self.partitions.get_mut(&group) {
             p.next_offset = next;
         }

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
-use proto_core::multiraft::{self, Action, GroupId};
+use proto_core::multiraft::GroupId;
 use proto_core::producer::{Check, ProducerError};
 use proto_core::raft::{Entry, LogIndex, Term};
 use proto_core::storage::batch;
@@ -314,17 +314,7 @@ impl Node {
             next += i64::from(header.last_offset_delta) + 1;
             data.push(owned.freeze());
         }
-        let actions = self.raft_step(multiraft::Event::Propose { group, data });
-        let proposed = actions.into_iter().find_map(|a| match a {
-            Action::Proposed {
-                group: g,
-                term,
-                last,
-                ..
-            } if g == group => Some((term, last)),
-            _ => None,
-        });
-        match proposed {
+        match self.propose(group, data) {
             Some((term, last)) => {
                 if let Some(p) = self.partitions.get_mut(&group) {
                     p.next_offset = next;

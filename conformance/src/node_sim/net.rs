@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand_chacha::ChaCha8Rng;
 
 use super::rng::{between, chance};
+use crate::sim::network::Cuts;
 
 /// A directed link: (from, to).
 pub type Link = (u64, u64);
@@ -24,13 +25,6 @@ struct Stream {
     epoch: u64,
     /// When the last frame sent on it arrives (arrivals never reorder).
     last_arrival: u64,
-}
-
-/// A cut: its links and when it heals.
-#[derive(Clone, Debug)]
-struct Cut {
-    until: u64,
-    links: BTreeSet<Link>,
 }
 
 /// The network's knobs.
@@ -57,8 +51,7 @@ pub struct Net {
     /// Loss, duplication and slow frames are on (off once healed).
     lossy: bool,
     streams: BTreeMap<Link, Stream>,
-    cuts: Vec<Cut>,
-    blocked: BTreeSet<Link>,
+    cuts: Cuts<Link>,
 }
 
 impl Net {
@@ -69,16 +62,14 @@ impl Net {
             p,
             lossy: true,
             streams: BTreeMap::new(),
-            cuts: Vec::new(),
-            blocked: BTreeSet::new(),
+            cuts: Cuts::default(),
         }
     }
 
     /// Decides the fate of a frame sent now on `link`: its arrivals, each
     /// with the stream epoch it must still find (empty if it is lost).
     pub fn send(&mut self, now: u64, link: Link) -> Vec<(u64, u64)> {
-        if self.blocked.contains(&link)
-            || (self.lossy && chance(&mut self.rng, self.p.drop_per_mille))
+        if self.cuts.contains(&link) || (self.lossy && chance(&mut self.rng, self.p.drop_per_mille))
         {
             return Vec::new();
         }
@@ -104,7 +95,7 @@ impl Net {
 
     /// Whether a frame sent with stream epoch `epoch` may be delivered now.
     pub fn deliverable(&self, link: Link, epoch: u64) -> bool {
-        !self.blocked.contains(&link) && self.streams.get(&link).map_or(0, |s| s.epoch) == epoch
+        !self.cuts.contains(&link) && self.streams.get(&link).map_or(0, |s| s.epoch) == epoch
     }
 
     /// Breaks the streams of `links`: what is in flight on them is lost.
@@ -118,38 +109,25 @@ impl Net {
     /// Cuts `links` until `until`; returns the ones not cut before (their
     /// streams break).
     pub fn cut(&mut self, links: BTreeSet<Link>, until: u64) -> BTreeSet<Link> {
-        let new: BTreeSet<Link> = links.difference(&self.blocked).copied().collect();
+        let new = self.cuts.cut(links, until);
         self.break_streams(new.iter().copied());
-        self.blocked.extend(links.iter().copied());
-        self.cuts.push(Cut { until, links });
         new
     }
 
     /// Heals the cuts that end at or before `now`; true if any did.
     pub fn heal_expired(&mut self, now: u64) -> bool {
-        let before = self.cuts.len();
-        self.cuts.retain(|c| c.until > now);
-        if self.cuts.len() == before {
-            return false;
-        }
-        self.blocked = self
-            .cuts
-            .iter()
-            .flat_map(|c| c.links.iter().copied())
-            .collect();
-        true
+        self.cuts.heal_expired(now)
     }
 
     /// Heals every cut and stops loss, duplication and slow frames.
     pub fn heal_all(&mut self) {
         self.cuts.clear();
-        self.blocked.clear();
         self.lossy = false;
     }
 
     /// The links cut now.
     pub fn blocked(&self) -> &BTreeSet<Link> {
-        &self.blocked
+        self.cuts.blocked()
     }
 }
 

@@ -4,7 +4,6 @@
 //! draws (the nemesis, say) leaves the network, disk and clients where they
 //! were.
 
-use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// The independent streams of one seed.
@@ -28,9 +27,7 @@ pub enum Stream {
 
 /// The RNG of one stream of `seed`.
 pub fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(which as u64);
-    rng
+    crate::sim::params::stream_number(seed, which as u64)
 }
 
 /// The draws are the Raft simulator's, so both read their seeds alike.

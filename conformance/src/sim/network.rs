@@ -13,11 +13,71 @@ use rand_chacha::ChaCha8Rng;
 
 use super::params::{below, between, chance, Params, TICK};
 
-/// One cut episode: the directed links it cuts and the tick it heals.
+/// One cut episode: the links it cuts and the time it heals.
 #[derive(Clone, Debug)]
-struct Cut {
+struct Cut<L> {
     until: u64,
-    links: BTreeSet<(NodeId, NodeId)>,
+    links: BTreeSet<L>,
+}
+
+/// Overlapping cuts of links (`L`: a directed pair of nodes), each healing at
+/// its own time: the bookkeeping both simulators' networks share, whatever
+/// they count time in (ticks, ms) and whatever a link is.
+#[derive(Clone, Debug)]
+pub struct Cuts<L> {
+    cuts: Vec<Cut<L>>,
+    /// The union of the cuts' links, recomputed when a cut starts or heals.
+    blocked: BTreeSet<L>,
+}
+
+impl<L: Ord + Copy> Default for Cuts<L> {
+    fn default() -> Cuts<L> {
+        Cuts {
+            cuts: Vec::new(),
+            blocked: BTreeSet::new(),
+        }
+    }
+}
+
+impl<L: Ord + Copy> Cuts<L> {
+    /// Cuts `links` until `until`; returns those that were not cut already.
+    pub fn cut(&mut self, links: BTreeSet<L>, until: u64) -> BTreeSet<L> {
+        let new = links.difference(&self.blocked).copied().collect();
+        self.blocked.extend(links.iter().copied());
+        self.cuts.push(Cut { until, links });
+        new
+    }
+
+    /// Heals the cuts that end at or before `now`; true if any did.
+    pub fn heal_expired(&mut self, now: u64) -> bool {
+        let before = self.cuts.len();
+        self.cuts.retain(|c| c.until > now);
+        if self.cuts.len() == before {
+            return false;
+        }
+        self.blocked = self
+            .cuts
+            .iter()
+            .flat_map(|c| c.links.iter().copied())
+            .collect();
+        true
+    }
+
+    /// Heals every cut.
+    pub fn clear(&mut self) {
+        self.cuts.clear();
+        self.blocked.clear();
+    }
+
+    /// Whether `link` is cut now.
+    pub fn contains(&self, link: &L) -> bool {
+        self.blocked.contains(link)
+    }
+
+    /// The links cut now.
+    pub fn blocked(&self) -> &BTreeSet<L> {
+        &self.blocked
+    }
 }
 
 /// Messages in flight and the links that are cut.
@@ -30,9 +90,7 @@ pub struct Network {
     delay_max: u64,
     /// Whether loss and duplication are on (off once the cluster is healed).
     lossy: bool,
-    cuts: Vec<Cut>,
-    /// The union of the cuts' links, recomputed when a cut starts or heals.
-    blocked: BTreeSet<(NodeId, NodeId)>,
+    cuts: Cuts<(NodeId, NodeId)>,
 }
 
 /// What the network decided for one message: the delivery delays of its
@@ -50,8 +108,7 @@ impl Network {
             delay_min: params.delay_min,
             delay_max: params.delay_max,
             lossy: true,
-            cuts: Vec::new(),
-            blocked: BTreeSet::new(),
+            cuts: Cuts::default(),
         }
     }
 
@@ -85,40 +142,28 @@ impl Network {
 
     /// Whether messages from `from` to `to` are cut now.
     pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.blocked.contains(&(from, to))
+        self.cuts.contains(&(from, to))
     }
 
     /// Cuts `links` until tick `until`.
     pub fn cut(&mut self, links: BTreeSet<(NodeId, NodeId)>, until: u64) {
-        self.blocked.extend(links.iter().copied());
-        self.cuts.push(Cut { until, links });
+        self.cuts.cut(links, until);
     }
 
     /// Heals the cuts that end at or before `tick`; true if any did.
     pub fn heal_expired(&mut self, tick: u64) -> bool {
-        let before = self.cuts.len();
-        self.cuts.retain(|c| c.until > tick);
-        if self.cuts.len() == before {
-            return false;
-        }
-        self.blocked = self
-            .cuts
-            .iter()
-            .flat_map(|c| c.links.iter().copied())
-            .collect();
-        true
+        self.cuts.heal_expired(tick)
     }
 
     /// Heals every cut and stops loss and duplication: the liveness phase.
     pub fn heal_all(&mut self) {
         self.cuts.clear();
-        self.blocked.clear();
         self.lossy = false;
     }
 
     /// The links cut now, for the event log.
     pub fn blocked(&self) -> &BTreeSet<(NodeId, NodeId)> {
-        &self.blocked
+        self.cuts.blocked()
     }
 }
 

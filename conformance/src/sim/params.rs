@@ -32,8 +32,14 @@ pub enum Stream {
 
 /// The RNG of one stream of `seed`.
 pub fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
+    stream_number(seed, which as u64)
+}
+
+/// The RNG of stream number `n` of `seed`: how both simulators derive
+/// independent streams from one seed (each numbers its own streams).
+pub fn stream_number(seed: u64, n: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(which as u64);
+    rng.set_stream(n);
     rng
 }
 

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use conformance::launch::poll_until;
+
 use crate::cluster::layout::{NodeId, NodeSpec};
 
 /// One replica's log: its length and a CRC-32C of its bytes, so it can be
@@ -69,29 +71,26 @@ pub fn wait_identical(
     deadline: Duration,
 ) -> Result<Duration, String> {
     let start = Instant::now();
-    loop {
-        let mut differing = Vec::new();
-        for p in 0..partitions {
-            let r = replicas(specs, topic, p);
-            let first = r.values().next().copied();
-            let same =
-                r.len() >= rf && first.is_some_and(|f| f.bytes > 0 && r.values().all(|d| *d == f));
-            if !same {
-                differing.push(format!("{topic}-{p}: {r:?}"));
-            }
-        }
-        if differing.is_empty() {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > deadline {
-            return Err(format!(
-                "replicas did not converge within {} s: {}",
-                deadline.as_secs(),
-                differing.join("; ")
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let mut differing = Vec::new();
+    poll_until(deadline, || {
+        differing = (0..partitions)
+            .filter_map(|p| {
+                let r = replicas(specs, topic, p);
+                let first = r.values().next().copied();
+                let same = r.len() >= rf
+                    && first.is_some_and(|f| f.bytes > 0 && r.values().all(|d| *d == f));
+                (!same).then(|| format!("{topic}-{p}: {r:?}"))
+            })
+            .collect();
+        differing.is_empty().then(|| start.elapsed())
+    })
+    .ok_or_else(|| {
+        format!(
+            "replicas did not converge within {} s: {}",
+            deadline.as_secs(),
+            differing.join("; ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -100,8 +99,8 @@ mod tests {
 
     #[test]
     fn digests_cover_every_segment_in_order_and_only_logs() {
-        let base = std::env::temp_dir().join(format!("chaos-converge-{}", std::process::id()));
-        let (a, b) = (base.join("a"), base.join("b"));
+        let base = tempfile::tempdir().unwrap();
+        let (a, b) = (base.path().join("a"), base.path().join("b"));
         for d in [&a, &b] {
             std::fs::create_dir_all(d).unwrap();
         }
@@ -114,7 +113,6 @@ mod tests {
         assert_eq!(da.bytes, 11);
         std::fs::write(b.join("00.log"), b"hello worle").unwrap();
         assert_ne!(digest(&b).unwrap(), da);
-        assert_eq!(digest(&base.join("missing")), None);
-        let _ = std::fs::remove_dir_all(base);
+        assert_eq!(digest(&base.path().join("missing")), None);
     }
 }

@@ -147,27 +147,14 @@ mod tests {
 
     #[test]
     fn a_cut_file_is_shorter_and_keeps_its_synced_prefix() {
-        let dir = tempfile_dir();
-        let log = dir.join("0.log");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
         std::fs::write(&log, vec![7u8; 300]).unwrap();
-        let ledger = dir.join("ledger");
+        let ledger = dir.path().join("ledger");
         std::fs::write(&ledger, format!("120 {}\n", log.display())).unwrap();
         let cuts = lose_unsynced(&ledger, 2).unwrap();
         assert_eq!(cuts.len(), 1);
         assert_eq!(std::fs::metadata(&log).unwrap().len(), 120);
         assert_eq!(std::fs::read(&log).unwrap(), vec![7u8; 120]);
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "chaos-disk-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }

@@ -14,7 +14,6 @@ use conformance::mini_client;
 use super::disk;
 use super::proxy::{Mode, Proxies};
 use super::schedule::{Cut, Fault, Target};
-use super::workload;
 use crate::cluster::layout::NodeId;
 use crate::cluster::local::LocalCluster;
 
@@ -76,28 +75,22 @@ impl<'a> Nemeses<'a> {
         self.out.contains(&n)
     }
 
-    /// Which node `target` names now. A leader is looked up through the
-    /// nodes that answer (any node's Metadata names every partition's
-    /// leader and the controller); with no answer, node 1.
+    /// Which node `target` names now, from the Metadata of the first node
+    /// that answers (any node names every partition's leader and the
+    /// controller); with no answer, node 1.
     pub fn resolve(&self, target: Target) -> NodeId {
-        match target {
-            Target::Node(n) => n,
-            Target::Controller => self
-                .answering()
-                .into_iter()
-                .find_map(|(_, addr)| mini_client::metadata(addr).ok()?.controller)
-                .map_or(NodeId(1), NodeId),
-            Target::LeaderOf(p) => {
-                for (_, addr) in self.answering() {
-                    if let Ok(leaders) = workload::leaders(&addr.to_string(), &self.topic) {
-                        if let Some(&l) = leaders.get(&p) {
-                            return NodeId(l as u32);
-                        }
-                    }
-                }
-                NodeId(1)
-            }
+        if let Target::Node(n) = target {
+            return n;
         }
+        let named = self.answering().into_iter().find_map(|(_, addr)| {
+            let md = mini_client::metadata(addr).ok()?;
+            match target {
+                Target::Controller => md.controller,
+                Target::LeaderOf(p) => md.topics.get(&self.topic)?.get(p as usize)?.leader,
+                Target::Node(n) => Some(n.0),
+            }
+        });
+        named.map_or(NodeId(1), NodeId)
     }
 
     /// The Kafka listener of every node that should answer now: running,

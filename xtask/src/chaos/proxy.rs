@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
@@ -65,6 +65,8 @@ struct LinkState {
     changed: Condvar,
     next_conn: AtomicU64,
     conns: Mutex<BTreeMap<u64, [TcpStream; 2]>>,
+    /// Chunks read and waiting for the link to unblock.
+    held: AtomicUsize,
     stop: Arc<AtomicBool>,
 }
 
@@ -116,6 +118,7 @@ impl Proxies {
                     changed: Condvar::new(),
                     next_conn: AtomicU64::new(0),
                     conns: Mutex::new(BTreeMap::new()),
+                    held: AtomicUsize::new(0),
                     stop: stop.clone(),
                 });
                 let acceptor = {
@@ -160,6 +163,15 @@ impl Proxies {
         for &(from, to) in self.links.keys() {
             self.set(from, to, Mode::Pass);
         }
+    }
+
+    /// How many chunks link `from`→`to` holds because it is blocked: what
+    /// a test waits for before it checks nothing got through.
+    #[cfg(test)]
+    pub fn held(&self, from: NodeId, to: NodeId) -> usize {
+        self.links
+            .get(&(from, to))
+            .map_or(0, |l| l.state.held.load(Ordering::Acquire))
     }
 
     /// Shuts every current connection of link `from`→`to`; returns how
@@ -276,20 +288,34 @@ fn write_when_due(rx: Receiver<(Instant, Vec<u8>)>, to: Option<TcpStream>, state
             Err(RecvTimeoutError::Timeout) if !state.stop.load(Ordering::Acquire) => continue,
             Err(_) => return,
         };
+        let mut holding = false;
         loop {
             if state.stop.load(Ordering::Acquire) {
                 return;
             }
-            let wait = match state.mode() {
+            let mode = state.mode();
+            let wait = match mode {
                 Mode::Pass => None,
                 Mode::Delayed(d) => (read_at + d).checked_duration_since(Instant::now()),
                 Mode::Blocked => Some(RECHECK),
             };
+            let blocked = mode == Mode::Blocked;
+            if blocked != holding {
+                holding = blocked;
+                if holding {
+                    state.held.fetch_add(1, Ordering::AcqRel);
+                } else {
+                    state.held.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
             let Some(wait) = wait else {
                 break;
             };
             let guard = state.mode.lock().unwrap_or_else(|e| e.into_inner());
             let _ = state.changed.wait_timeout(guard, wait.min(RECHECK));
+        }
+        if holding {
+            state.held.fetch_sub(1, Ordering::AcqRel);
         }
         if to.write_all(&chunk).is_err() {
             return;
@@ -340,10 +366,11 @@ mod tests {
 
         proxies.set(NodeId(1), NodeId(2), Mode::Blocked);
         s.write_all(b"held").unwrap();
-        assert!(
-            rx.recv_timeout(Duration::from_millis(300)).is_err(),
-            "a blocked link forwarded bytes"
-        );
+        let held = conformance::launch::poll_until(Duration::from_secs(10), || {
+            (proxies.held(NodeId(1), NodeId(2)) == 1).then_some(())
+        });
+        assert!(held.is_some(), "the blocked link never held the chunk");
+        assert!(rx.try_recv().is_err(), "a blocked link forwarded bytes");
         proxies.heal_all();
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), b"held");
     }

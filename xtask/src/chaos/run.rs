@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use conformance::launch::poll_until;
 use serde_json::json;
 
 use super::admin::{self, AdminWorkload};
@@ -199,11 +200,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     watch
         .status
         .event(&format!("high watermarks {ends:?}; draining consumers"));
-    let drain_deadline = Instant::now() + DRAIN_BOUND;
-    while !workload.consumers_reached(&ends) && Instant::now() < drain_deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let drained = workload.consumers_reached(&ends);
+    let drained = poll_until(DRAIN_BOUND, || {
+        workload.consumers_reached(&ends).then_some(())
+    })
+    .is_some();
     workload.stop_consuming();
     let finals = workload::final_reads(&bootstrap, TOPIC, &ends, DRAIN_BOUND)?;
     watch
@@ -408,15 +408,9 @@ impl Watch<'_> {
             self.notice_crashes(nemeses);
             self.status.show("recovery", "-", self.rec);
             if !recovered {
-                let sends = self.rec.sends();
-                let ok = (0..PARTITIONS).all(|p| {
-                    sends.iter().any(|s| {
-                        s.partition == p
-                            && s.invoked_us >= healed_us
-                            && matches!(s.outcome, Some(SendOutcome::Acked { .. }))
-                    })
-                });
-                recovered = ok;
+                let latest = self.rec.latest_acked_invocations();
+                recovered =
+                    (0..PARTITIONS).all(|p| latest.get(&p).is_some_and(|&t| t >= healed_us));
             }
             if recovered && healed.elapsed() >= AFTER_HEAL {
                 return Ok(());
@@ -436,33 +430,34 @@ impl Watch<'_> {
 /// hold (a created topic needs its first election after a heal); returns
 /// the promises still broken then.
 fn wait_admin_promises(bootstrap: &str, ops: &[admin::AdminOp]) -> Vec<String> {
-    let deadline = Instant::now() + DRAIN_BOUND;
     let client = match topics::admin(bootstrap) {
         Ok(c) => c,
         Err(e) => return vec![format!("admin check: {e:#}")],
     };
-    loop {
-        let broken = match admin::seen(&client) {
+    let mut broken = Vec::new();
+    poll_until(DRAIN_BOUND, || {
+        broken = match admin::seen(&client) {
             Ok(seen) => admin::check(ops, &seen),
             Err(e) => vec![format!("admin check: {e:#}")],
         };
-        if broken.is_empty() || Instant::now() > deadline {
-            return broken;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        broken.is_empty().then_some(())
+    });
+    broken
 }
 
 /// Each partition's high watermark, retried until the cluster answers.
 fn wait_high_watermarks(bootstrap: &str) -> anyhow::Result<Vec<i64>> {
-    let deadline = Instant::now() + DRAIN_BOUND;
-    loop {
+    let mut last = None;
+    poll_until(DRAIN_BOUND, || {
         match workload::high_watermarks(bootstrap, TOPIC, PARTITIONS) {
-            Ok(ends) => return Ok(ends),
-            Err(e) if Instant::now() > deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            Ok(ends) => Some(ends),
+            Err(e) => {
+                last = Some(e);
+                None
+            }
         }
-    }
+    })
+    .ok_or_else(|| last.unwrap_or_else(|| anyhow::anyhow!("no watermarks within the bound")))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -13,6 +13,8 @@ use std::time::Duration;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use conformance::sim::params::{below, between};
+
 use crate::cluster::layout::NodeId;
 
 /// A kind of fault, as `--nemesis` names it.
@@ -248,8 +250,8 @@ pub fn plan(
     let mut at = Duration::ZERO;
     let mut cycle: Vec<Nemesis> = Vec::new();
     loop {
-        at += Duration::from_millis(between(&mut rng, GAP_MS));
-        let hold = Duration::from_millis(between(&mut rng, HOLD_MS));
+        at += Duration::from_millis(between(&mut rng, GAP_MS.0, GAP_MS.1));
+        let hold = Duration::from_millis(between(&mut rng, HOLD_MS.0, HOLD_MS.1));
         if at + hold > duration {
             return steps;
         }
@@ -291,9 +293,9 @@ fn draw(rng: &mut ChaCha8Rng, nemesis: Nemesis, nodes: u32, partitions: i32) -> 
             },
             _ => Cut::Ring,
         }),
-        Nemesis::Latency => Fault::Latency(Duration::from_millis(between(rng, (20, 200)))),
+        Nemesis::Latency => Fault::Latency(Duration::from_millis(between(rng, 20, 200))),
         Nemesis::Drop => Fault::Drop {
-            every: Duration::from_millis(between(rng, (300, 1_500))),
+            every: Duration::from_millis(between(rng, 300, 1_500)),
         },
         Nemesis::Restart => Fault::Restart(if below(rng, 3) == 0 {
             None
@@ -305,16 +307,6 @@ fn draw(rng: &mut ChaCha8Rng, nemesis: Nemesis, nodes: u32, partitions: i32) -> 
             seed: rng.next_u64(),
         },
     }
-}
-
-/// Uniform in `lo..=hi`.
-fn between(rng: &mut ChaCha8Rng, (lo, hi): (u64, u64)) -> u64 {
-    lo + below(rng, hi - lo + 1)
-}
-
-/// Uniform in `0..n` (`n > 0`).
-fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
-    rng.next_u64() % n
 }
 
 /// Fisher–Yates.

@@ -43,6 +43,8 @@ pub struct Recorder {
     started: Instant,
     sends: Mutex<Vec<SendOp>>,
     polls: Mutex<Vec<PollOp>>,
+    /// See [`Recorder::latest_acked_invocations`].
+    latest_acked: Mutex<BTreeMap<i32, u64>>,
     /// Acknowledged sends so far (the progress line's).
     pub acked: AtomicU64,
     /// Failed sends so far.
@@ -62,6 +64,7 @@ impl Recorder {
             started: Instant::now(),
             sends: Mutex::new(Vec::new()),
             polls: Mutex::new(Vec::new()),
+            latest_acked: Mutex::new(BTreeMap::new()),
             acked: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             polled: AtomicU64::new(0),
@@ -106,11 +109,30 @@ impl Recorder {
             SendOutcome::Acked { .. } => self.acked.fetch_add(1, Ordering::Relaxed),
             SendOutcome::Failed { .. } => self.failed.fetch_add(1, Ordering::Relaxed),
         };
+        let acked = matches!(outcome, SendOutcome::Acked { .. });
         let mut sends = self.sends.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(op) = sends.get_mut(index) {
-            op.completed_us = Some(at);
-            op.outcome = Some(outcome);
+        let Some(op) = sends.get_mut(index) else {
+            return;
+        };
+        op.completed_us = Some(at);
+        op.outcome = Some(outcome);
+        if acked {
+            let (partition, invoked) = (op.partition, op.invoked_us);
+            drop(sends);
+            let mut latest = self.latest_acked.lock().unwrap_or_else(|e| e.into_inner());
+            let t = latest.entry(partition).or_insert(invoked);
+            *t = (*t).max(invoked);
         }
+    }
+
+    /// Per partition, the latest invocation time of an acknowledged send:
+    /// whether a partition took writes again after a moment, without
+    /// scanning the history.
+    pub fn latest_acked_invocations(&self) -> BTreeMap<i32, u64> {
+        self.latest_acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn poll(&self, op: PollOp) {
@@ -546,20 +568,4 @@ pub fn final_reads(
         }
     }
     Ok(reads)
-}
-
-/// Each partition's leader as Metadata from `bootstrap` reports it.
-pub fn leaders(bootstrap: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i32>> {
-    let c = reader(bootstrap)?;
-    let md = c
-        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-        .context("Metadata")?;
-    Ok(md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions())
-        .filter(|p| p.error().is_none() && p.leader() >= 0)
-        .map(|p| (p.id(), p.leader()))
-        .collect())
 }
