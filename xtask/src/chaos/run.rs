@@ -150,39 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut nemeses = Nemeses::new(&mut cluster, &proxies, TOPIC, &ledger_of);
 
     watch.hold(&mut nemeses, None, Instant::now() + WARMUP, "warm-up", "-");
-    let phase = Instant::now();
-    let mut windows: Vec<FaultWindow> = Vec::new();
-    let mut failure: Option<anyhow::Error> = None;
-    for (i, step) in steps.iter().enumerate() {
-        let quiet = format!("quiet before fault {}/{}", i + 1, steps.len());
-        watch.hold(&mut nemeses, None, phase + step.at, &quiet, "-");
-        let start_us = recorder.now_us();
-        let (mut active, label) = match nemeses.begin(&step.fault) {
-            Ok(x) => x,
-            Err(e) => {
-                failure = Some(e.context(format!("fault {}: {}", i + 1, step.fault)));
-                break;
-            }
-        };
-        watch
-            .status
-            .event(&format!("fault {}/{}: {label}", i + 1, steps.len()));
-        let phase_name = format!("fault {}/{}", i + 1, steps.len());
-        let until = Instant::now().max(phase + step.at) + step.hold;
-        watch.hold(&mut nemeses, Some(&mut active), until, &phase_name, &label);
-        let ended = nemeses.end(active);
-        windows.push(FaultWindow {
-            nemesis: step.fault.nemesis().name().into(),
-            label: label.clone(),
-            start_us,
-            end_us: Some(recorder.now_us()),
-        });
-        watch.status.event(&format!("healed: {label}"));
-        if let Err(e) = ended {
-            failure = Some(e);
-            break;
-        }
-    }
+    let (windows, failure) = watch.play(&mut nemeses, &steps);
     nemeses.heal_links();
     let healed_us = recorder.now_us();
     watch
@@ -354,6 +322,60 @@ struct Watch<'r> {
 }
 
 impl Watch<'_> {
+    /// Plays `steps` from now: each fault begins at its time, is held, and
+    /// ends. Returns the windows as they happened, and the error that
+    /// stopped the schedule early, if one did (a node that would not
+    /// restart).
+    fn play(
+        &mut self,
+        nemeses: &mut Nemeses<'_>,
+        steps: &[Step],
+    ) -> (Vec<FaultWindow>, Option<anyhow::Error>) {
+        let phase = Instant::now();
+        let mut windows = Vec::new();
+        for (i, step) in steps.iter().enumerate() {
+            let n = format!("{}/{}", i + 1, steps.len());
+            self.hold(
+                nemeses,
+                None,
+                phase + step.at,
+                &format!("quiet before fault {n}"),
+                "-",
+            );
+            let start_us = self.rec.now_us();
+            let (mut active, label) = match nemeses.begin(&step.fault) {
+                Ok(x) => x,
+                Err(e) => {
+                    return (
+                        windows,
+                        Some(e.context(format!("fault {n}: {}", step.fault))),
+                    )
+                }
+            };
+            self.status.event(&format!("fault {n}: {label}"));
+            let until = Instant::now().max(phase + step.at) + step.hold;
+            self.hold(
+                nemeses,
+                Some(&mut active),
+                until,
+                &format!("fault {n}"),
+                &label,
+            );
+            let ended = nemeses.end(active);
+            windows.push(FaultWindow {
+                nemesis: step.fault.nemesis().name().into(),
+                label: label.clone(),
+                start_us,
+                end_us: Some(self.rec.now_us()),
+            });
+            self.status.event(&format!("healed: {label}"));
+            if let Err(e) = ended {
+                return (windows, Some(e));
+            }
+        }
+        (windows, None)
+    }
+
     /// Waits until `until`, keeping a held fault going, noticing nodes that
     /// exit on their own, and showing progress.
     fn hold(
