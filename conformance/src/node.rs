@@ -2,13 +2,16 @@
 //!
 //! The disk applies [`PersistWrite`]s in order when told to; a crash loses every
 //! write not yet applied, exactly like a page cache that was never fsynced.
+//! With [`Config::load_compacted`] the disk keeps compacted entries, as a
+//! partition's segments do, and the node answers [`Action::LoadEntries`] from
+//! it at once.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use proto_core::raft::{
-    Action, Config, ConfigError, Entry, Event, HardState, Membership, Message, Payload,
-    PersistWrite, Raft, Refused, Restored, Snapshot,
+    Action, Config, ConfigError, Entry, Event, HardState, LogIndex, Membership, Message, NodeId,
+    Payload, PersistWrite, Raft, Refused, Restored, Snapshot, Term,
 };
 
 /// What survives a crash.
@@ -18,8 +21,12 @@ pub struct Disk {
     pub hard_state: HardState,
     /// The last durable snapshot.
     pub snapshot: Option<Snapshot>,
-    /// Durable entries after the snapshot.
+    /// Durable entries after the snapshot (and, when `keep_compacted`, the
+    /// ones before it too).
     pub entries: Vec<Entry>,
+    /// Whether a snapshot keeps the entries it covers (see
+    /// [`Config::load_compacted`]).
+    pub keep_compacted: bool,
 }
 
 impl Disk {
@@ -35,7 +42,9 @@ impl Disk {
                 .iter()
                 .any(|e| e.index == last.index && e.term == last.term);
             if keeps {
-                self.entries.retain(|e| e.index > last.index);
+                if !self.keep_compacted {
+                    self.entries.retain(|e| e.index > last.index);
+                }
             } else {
                 self.entries.clear();
             }
@@ -44,6 +53,47 @@ impl Disk {
         if let Some(first) = w.entries.first() {
             self.entries.retain(|e| e.index < first.index);
             self.entries.extend(w.entries.iter().cloned());
+        }
+    }
+
+    /// Stored entries from `from` on, up to `max_bytes` but at least one.
+    pub fn load(&self, from: LogIndex, max_bytes: usize) -> Vec<Entry> {
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for e in self.entries.iter().skip_while(|e| e.index < from) {
+            bytes += e.size();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(e.clone());
+        }
+        out
+    }
+
+    /// The term of the stored entry at `index`.
+    pub fn term(&self, index: LogIndex) -> Option<Term> {
+        self.entries
+            .iter()
+            .find(|e| e.index == index)
+            .map(|e| e.term)
+    }
+
+    /// What a restart reads back: the entries after the snapshot.
+    fn restored(&self, membership: Membership) -> Restored {
+        let after = self
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.last.index);
+        Restored {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            entries: self
+                .entries
+                .iter()
+                .filter(|e| e.index > after)
+                .cloned()
+                .collect(),
+            membership,
         }
     }
 }
@@ -77,12 +127,13 @@ impl Node {
         let raft = Raft::new(cfg.clone(), restored.clone())?;
         Ok(Node {
             raft,
-            cfg,
             disk: Disk {
                 hard_state: restored.hard_state,
                 snapshot: restored.snapshot,
                 entries: restored.entries,
+                keep_compacted: cfg.load_compacted,
             },
+            cfg,
             unpersisted: VecDeque::new(),
             outbox: Vec::new(),
             applied: Vec::new(),
@@ -92,14 +143,29 @@ impl Node {
         })
     }
 
-    /// Steps one event and sorts the resulting actions.
+    /// Steps one event and sorts the resulting actions; answers the entry
+    /// loads they ask for from the disk.
     pub fn step(&mut self, event: Event) -> Result<(), Refused> {
         let result = self.raft.step(event);
-        self.collect();
+        let mut loads = self.collect();
+        while let Some((to, from, max_bytes)) = loads.pop() {
+            let prev_term = self.disk.term(from.prev());
+            let entries = self.disk.load(from, max_bytes);
+            // Loads are not requests; they are never refused.
+            let _ = self.raft.step(Event::EntriesLoaded {
+                to,
+                from,
+                prev_term,
+                entries,
+            });
+            loads.extend(self.collect());
+        }
         result
     }
 
-    fn collect(&mut self) {
+    /// Sorts the actions taken so far; returns the loads asked for.
+    fn collect(&mut self) -> Vec<(NodeId, LogIndex, usize)> {
+        let mut loads = Vec::new();
         for action in self.raft.take_actions() {
             if let Some(rec) = &mut self.recorded {
                 rec.push(action.clone());
@@ -115,9 +181,15 @@ impl Node {
                     }
                 }
                 Action::ApplySnapshot(s) => self.applied = decode_state(&s.data),
+                Action::LoadEntries {
+                    to,
+                    from,
+                    max_bytes,
+                } => loads.push((to, from, max_bytes)),
                 other => self.notices.push(other),
             }
         }
+        loads
     }
 
     /// Makes the oldest `n` pending writes durable and tells Raft.
@@ -148,12 +220,7 @@ impl Node {
         self.unpersisted.clear();
         self.outbox.clear();
         self.notices.clear();
-        let restored = Restored {
-            hard_state: self.disk.hard_state,
-            snapshot: self.disk.snapshot.clone(),
-            entries: self.disk.entries.clone(),
-            membership: self.initial_membership.clone(),
-        };
+        let restored = self.disk.restored(self.initial_membership.clone());
         self.applied = self
             .disk
             .snapshot

@@ -264,7 +264,7 @@ fn summary(
     println!("  {:<22} {:>14.0}", "steps/s", t.steps as f64 / secs);
     println!();
     println!("  {:<22} {:>14} {:>12}", "", "total", "per seed");
-    let rows: [(&str, u64); 17] = [
+    let rows: [(&str, u64); 18] = [
         ("steps", t.steps),
         ("ticks", t.ticks),
         ("messages", t.messages),
@@ -281,6 +281,7 @@ fn summary(
         ("compactions", t.compactions),
         ("snapshot chunks sent", t.snapshot_chunks),
         ("snapshots installed", t.snapshots_installed),
+        ("entry loads", t.entry_loads),
         ("values applied", t.applied),
     ];
     for (name, v) in rows {

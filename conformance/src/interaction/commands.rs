@@ -47,6 +47,7 @@ pub fn run(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
         "crash" => crash(env, cmd),
         "restore" => restore(env, cmd),
         "compact" => compact(env, cmd),
+        "drop-compacted" => drop_compacted(env, cmd),
         "partition" => partition(env, cmd),
         "isolate" => {
             let id = cmd.pos_id(0)?;
@@ -126,6 +127,7 @@ fn add_nodes(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
         "max-msg-bytes",
         "chunk",
         "catchup-lag",
+        "load-compacted",
     ])?;
     let n = cmd.pos_num(0, "node count")?;
     let first = env.nodes.keys().next_back().map_or(1, |id| id.0 + 1);
@@ -149,6 +151,7 @@ fn add_nodes(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
         cfg.max_msg_bytes = cmd.num("max-msg-bytes", cfg.max_msg_bytes as u64)? as usize;
         cfg.snapshot_chunk_bytes = cmd.num("chunk", cfg.snapshot_chunk_bytes as u64)? as usize;
         cfg.learner_catchup_lag = cmd.num("catchup-lag", cfg.learner_catchup_lag)?;
+        cfg.load_compacted = cmd.flag("load-compacted", cfg.load_compacted)?;
         if let Some(drift) = cmd.value("lease-drift", "a number")? {
             cfg.read_mode = ReadMode::Lease {
                 max_clock_drift_ticks: drift,
@@ -356,6 +359,7 @@ fn restore(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
         hard_state,
         snapshot: None,
         entries,
+        keep_compacted: node.cfg.load_compacted,
     };
     node.unpersisted.clear();
     node.crash_and_restart();
@@ -369,6 +373,25 @@ fn restore(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
 fn terms_list(cmd: &Command) -> Result<Vec<u64>, CommandError> {
     let terms = cmd.list("log")?.unwrap_or_default();
     terms.into_iter().map(|s| cmd.parse(s, "a term")).collect()
+}
+
+/// Deletes the disk's entries at or below the snapshot, as retention deletes
+/// a partition's old segments.
+fn drop_compacted(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
+    cmd.only_args(&[])?;
+    let id = cmd.pos_id(0)?;
+    env.check_node(cmd.line, id)?;
+    let Some(node) = env.nodes.get_mut(&id) else {
+        return Ok(());
+    };
+    let upto = node
+        .disk
+        .snapshot
+        .as_ref()
+        .map_or(LogIndex(0), |s| s.meta.last.index);
+    node.disk.entries.retain(|e| e.index > upto);
+    env.line(0, format!("dropped stored entries up to {upto}"));
+    Ok(())
 }
 
 fn compact(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {

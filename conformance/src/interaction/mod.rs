@@ -16,7 +16,8 @@
 //!
 //! - `add-nodes N [voters=(1,2,3)] [learners=(4)] [prevote=B] [checkquorum=B]
 //!   [lease-drift=K] [quiesce=B] [election=T] [heartbeat=T] [max-inflight=N]
-//!   [max-inflight-bytes=N] [max-msg-bytes=N] [chunk=N] [catchup-lag=N]`: adds N
+//!   [max-inflight-bytes=N] [max-msg-bytes=N] [chunk=N] [catchup-lag=N]
+//!   [load-compacted=B]`: adds N
 //!   nodes numbered after the existing ones. Without `voters=` the new nodes are
 //!   the voters. A node that joins later gets the group's founding voters (e.g.
 //!   `voters=(1,2,3)`), which it is not part of, as `Restored` requires;
@@ -38,6 +39,8 @@
 //!   disk with entries of those terms (from index 1) and restarts it; how
 //!   traces build the divergent logs of the Raft paper's figures.
 //! - `compact ID`: snapshots the state machine at the applied index.
+//! - `drop-compacted ID`: deletes the disk's entries the snapshot covers (kept
+//!   with `load-compacted`), as retention deletes old segments.
 //! - `partition 1 / 2 3`, `isolate ID`, `heal`: cut and restore links.
 //! - `status ID`, `raft-log ID`, `raft-state`, `state-machine ID`, `network`: print state.
 //!

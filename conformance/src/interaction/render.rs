@@ -44,6 +44,9 @@ pub fn node_config(cfg: &Config, membership: &Membership) -> String {
     if cfg.learner_catchup_lag != defaults.learner_catchup_lag {
         s.push_str(&format!(" catchup-lag={}", cfg.learner_catchup_lag));
     }
+    if cfg.load_compacted {
+        s.push_str(" load-compacted=true");
+    }
     s
 }
 

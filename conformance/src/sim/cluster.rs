@@ -461,6 +461,7 @@ impl<'p> Sim<'p> {
                     self.stats.writes += 1;
                 }
                 Action::ApplySnapshot(_) => self.stats.snapshots_installed += 1,
+                Action::LoadEntries { .. } => self.stats.entry_loads += 1,
                 _ => {}
             }
         }

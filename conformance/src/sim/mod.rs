@@ -144,6 +144,8 @@ pub struct Stats {
     pub snapshot_chunks: u64,
     /// Snapshots installed by followers.
     pub snapshots_installed: u64,
+    /// Compacted entries loaded from storage for lagging followers.
+    pub entry_loads: u64,
     /// Leaders elected (one per term).
     pub leaders: u64,
     /// Client values accepted by a leader.
@@ -174,6 +176,7 @@ impl Stats {
             compactions,
             snapshot_chunks,
             snapshots_installed,
+            entry_loads,
             leaders,
             proposals,
             applied,
@@ -194,6 +197,7 @@ impl Stats {
         self.compactions += compactions;
         self.snapshot_chunks += snapshot_chunks;
         self.snapshots_installed += snapshots_installed;
+        self.entry_loads += entry_loads;
         self.leaders += leaders;
         self.proposals += proposals;
         self.applied += applied;

@@ -28,6 +28,8 @@ pub enum Stream {
     Workload = 5,
     /// The slow-disk layer of the nemesis schedule.
     SlowDisks = 6,
+    /// Whether storage keeps compacted entries (`Config::load_compacted`).
+    Storage = 7,
 }
 
 /// The RNG of one stream of `seed`.
@@ -90,6 +92,9 @@ pub struct Params {
     pub check_quorum: bool,
     /// Raft's quiesce switch.
     pub quiesce: bool,
+    /// Storage keeps compacted entries and leaders load them for lagging
+    /// followers instead of sending snapshots.
+    pub load_compacted: bool,
     /// Raft's in-flight append window.
     pub max_inflight_msgs: usize,
     /// Raft's soft limit on entry bytes per append.
@@ -170,6 +175,9 @@ impl Params {
             clients: pick(&mut r, &[1, 2, 4]),
             propose_per_mille: pick(&mut r, &[100, 300, 700]),
             nemesis_gap: pick(&mut r, &[4, 8, 16, 32]),
+            // Drawn last and from its own stream, so the other draws stay
+            // what they were before the knob existed.
+            load_compacted: chance(&mut stream(seed, Stream::Storage), 500),
             faults: opts.faults,
         }
     }
@@ -197,6 +205,7 @@ impl Params {
         cfg.snapshot_chunk_bytes = self.snapshot_chunk_bytes;
         cfg.learner_catchup_lag = self.learner_catchup_lag;
         cfg.quiesce = self.quiesce;
+        cfg.load_compacted = self.load_compacted;
         cfg.seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id.0;
         cfg.faults = self.faults;
         cfg

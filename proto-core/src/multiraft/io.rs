@@ -186,6 +186,19 @@ pub enum Action {
         /// The known leader, if any.
         leader: Option<NodeId>,
     },
+    /// Load a group's stored entries for a follower; see
+    /// [`raft::Action::LoadEntries`]. Answer with
+    /// [`raft::Event::EntriesLoaded`] through [`Event::Group`].
+    LoadEntries {
+        /// The group.
+        group: GroupId,
+        /// The follower they are for.
+        to: NodeId,
+        /// The first index to read.
+        from: LogIndex,
+        /// Soft limit on the entries' bytes.
+        max_bytes: usize,
+    },
     /// A peer node was presumed down (silent for the liveness timeout) or was
     /// heard from again; for metrics and operators.
     PeerLiveness {
@@ -218,6 +231,16 @@ impl Action {
                 role,
                 term,
                 leader,
+            },
+            raft::Action::LoadEntries {
+                to,
+                from,
+                max_bytes,
+            } => Action::LoadEntries {
+                group,
+                to,
+                from,
+                max_bytes,
             },
         })
     }
@@ -256,6 +279,15 @@ impl fmt::Display for Action {
                 let leader = leader.map_or(0, |l| l.0);
                 write!(f, "{group} RoleChanged {role} Term:{term} Leader:{leader}")
             }
+            Action::LoadEntries {
+                group,
+                to,
+                from,
+                max_bytes,
+            } => write!(
+                f,
+                "{group} LoadEntries to:{to} from:{from} max_bytes:{max_bytes}"
+            ),
             Action::PeerLiveness { peer, alive } => {
                 let state = if *alive { "alive" } else { "down" };
                 write!(f, "PeerLiveness {peer} {state}")

@@ -59,6 +59,11 @@ pub struct Config {
     pub learner_catchup_lag: u64,
     /// Stop ticking and heartbeating when the group is idle and fully replicated.
     pub quiesce: bool,
+    /// The driver's storage keeps the entries compacted out of the in-memory log
+    /// (a Kafka partition's log is its data): a follower behind the in-memory log
+    /// is sent them through [`Action::LoadEntries`](super::Action::LoadEntries)
+    /// rather than a snapshot, which falls back only if storage lost them.
+    pub load_compacted: bool,
     /// Seed for the randomized election timeouts.
     pub seed: u64,
     /// Test-only breakage; see [`FaultSwitches`].
@@ -83,6 +88,7 @@ impl Config {
             snapshot_chunk_bytes: 1 << 20,
             learner_catchup_lag: 0,
             quiesce: false,
+            load_compacted: false,
             seed: id.0,
             #[cfg(feature = "fault-switches")]
             faults: FaultSwitches::default(),

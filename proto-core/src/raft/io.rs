@@ -54,6 +54,19 @@ pub enum Event {
     },
     /// Wakes a quiesced group, e.g. because its leader's node stopped answering.
     Unquiesce,
+    /// The answer to [`Action::LoadEntries`]: the stored term of the entry
+    /// before `from` and the stored entries from `from` on, in order; `None`
+    /// and nothing if storage no longer holds them.
+    EntriesLoaded {
+        /// The follower they were loaded for.
+        to: NodeId,
+        /// The first index asked for.
+        from: LogIndex,
+        /// The term of the entry at `from - 1`.
+        prev_term: Option<Term>,
+        /// The entries, `from` first.
+        entries: Vec<Entry>,
+    },
 }
 
 /// A write to stable storage. Writes must become durable in `seq` order.
@@ -63,8 +76,10 @@ pub struct PersistWrite {
     pub seq: u64,
     /// New hard state, if it changed.
     pub hard_state: Option<HardState>,
-    /// A snapshot to store: drop every entry at or below its index; if the stored
-    /// entry at its index has another term, drop the whole log.
+    /// A snapshot to store: drop every entry at or below its index (with
+    /// [`Config::load_compacted`](super::Config::load_compacted) they may be kept,
+    /// as the data [`Action::LoadEntries`] reads); if the stored entry at its index
+    /// has another term, drop the whole log.
     pub snapshot: Option<Snapshot>,
     /// Entries to write; first drop every stored entry at or after the first one's index.
     pub entries: Vec<Entry>,
@@ -142,6 +157,19 @@ pub enum Action {
         /// The known leader, if any.
         leader: Option<NodeId>,
     },
+    /// Read the stored term of the entry before `from` and the stored entries
+    /// from `from` on, up to `max_bytes` (but at least one), and answer with
+    /// [`Event::EntriesLoaded`]: follower `to` needs entries the in-memory log
+    /// compacted away. Only with
+    /// [`Config::load_compacted`](super::Config::load_compacted).
+    LoadEntries {
+        /// The follower they are for.
+        to: NodeId,
+        /// The first index to read.
+        from: LogIndex,
+        /// Soft limit on the entries' bytes.
+        max_bytes: usize,
+    },
 }
 
 impl fmt::Display for PersistWrite {
@@ -185,6 +213,11 @@ impl fmt::Display for Action {
                 let leader = leader.map_or(0, |l| l.0);
                 write!(f, "RoleChanged {role} Term:{term} Leader:{leader}")
             }
+            Action::LoadEntries {
+                to,
+                from,
+                max_bytes,
+            } => write!(f, "LoadEntries to:{to} from:{from} max_bytes:{max_bytes}"),
         }
     }
 }

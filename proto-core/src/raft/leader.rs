@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::{
     Action, AppendOutcome, Entry, LogId, LogIndex, MessageBody, NodeId, Payload, Progress, Raft,
-    Refused, ReplicationState, Role,
+    Refused, ReplicationState, Role, Term,
 };
 
 impl Raft {
@@ -146,11 +146,21 @@ impl Raft {
         let prev_term = self.log.term(prev_index);
         let entries = self.log.entries_from(pr.next, self.cfg.max_msg_bytes);
         let (Some(prev_term), Some(entries)) = (prev_term, entries) else {
-            return self.start_snapshot(to);
+            return self.send_compacted(to);
         };
         if entries.is_empty() && !send_if_empty {
             return false;
         }
+        let prev = LogId {
+            term: prev_term,
+            index: prev_index,
+        };
+        self.send_entries(to, prev, entries)
+    }
+
+    /// Sends `to` an append of `entries` after `prev`, counting it against the
+    /// follower's flow control; false if its state does not take appends.
+    fn send_entries(&mut self, to: NodeId, prev: LogId, entries: Vec<Entry>) -> bool {
         let commit = self.log.commit();
         let Some(pr) = self.progress.get_mut(&to) else {
             return false;
@@ -167,10 +177,6 @@ impl Raft {
             ReplicationState::Snapshot { .. } => return false,
         }
         pr.sent_commit = commit;
-        let prev = LogId {
-            term: prev_term,
-            index: prev_index,
-        };
         self.send(
             to,
             MessageBody::Append {
@@ -180,6 +186,103 @@ impl Raft {
             },
         );
         true
+    }
+
+    /// `to` needs entries the in-memory log compacted away: asks the driver to
+    /// load them from storage when it keeps them (one load at a time), and
+    /// otherwise sends the snapshot. Returns whether an append went out.
+    fn send_compacted(&mut self, to: NodeId) -> bool {
+        if !self.cfg.load_compacted {
+            return self.start_snapshot(to);
+        }
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return false;
+        };
+        if pr.loading.is_some() {
+            return false;
+        }
+        pr.loading = Some(pr.next);
+        self.actions.push(Action::LoadEntries {
+            to,
+            from: pr.next,
+            max_bytes: self.cfg.max_msg_bytes,
+        });
+        false
+    }
+
+    /// Sends what storage loaded for `to` (see [`Raft::send_compacted`]), then
+    /// goes on replicating. Entries past the in-memory log's start are dropped:
+    /// the log itself sends those.
+    pub(super) fn handle_entries_loaded(
+        &mut self,
+        to: NodeId,
+        from: LogIndex,
+        prev_term: Option<Term>,
+        entries: Vec<Entry>,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
+        if pr.loading != Some(from) {
+            return;
+        }
+        pr.loading = None;
+        if pr.next != from {
+            // Progress moved while loading (a rejection, a state change).
+            self.maybe_send_append(to);
+            return;
+        }
+        let prev_index = from.prev();
+        let known = if prev_index.0 == 0 {
+            Some(Term(0))
+        } else {
+            self.log.term(prev_index)
+        };
+        let Some(prev_term) = known.or(prev_term).filter(|_| !entries.is_empty()) else {
+            tracing::warn!(
+                node = self.id.0,
+                peer = to.0,
+                from = from.0,
+                "storage no longer holds the entries a follower needs; sending the snapshot"
+            );
+            self.start_snapshot(to);
+            return;
+        };
+        let snapshot_last = self.log.snapshot_last();
+        let entries: Vec<Entry> = entries
+            .into_iter()
+            .take_while(|e| e.index <= snapshot_last.index)
+            .collect();
+        let contiguous = entries
+            .iter()
+            .zip(from.0..)
+            .all(|(e, index)| e.index.0 == index);
+        // The entry at the compaction point, if loaded, must be the one the
+        // log remembers there.
+        let agrees = entries
+            .last()
+            .filter(|e| e.index == snapshot_last.index)
+            .is_none_or(|e| e.term == snapshot_last.term);
+        if entries.is_empty() || !contiguous || !agrees {
+            tracing::error!(
+                node = self.id.0,
+                peer = to.0,
+                from = from.0,
+                "entries loaded from storage do not fit the log; sending the snapshot"
+            );
+            self.start_snapshot(to);
+            return;
+        }
+        let prev = LogId {
+            term: prev_term,
+            index: prev_index,
+        };
+        if self.send_entries(to, prev, entries) {
+            self.maybe_send_append(to);
+        }
     }
 
     /// Sends to `to` as much as flow control allows, then the commit index if it
@@ -206,9 +309,9 @@ impl Raft {
         };
         let prev_index = pr.next.prev();
         let Some(prev_term) = self.log.term(prev_index) else {
-            // What was in flight has been compacted away since: only a snapshot
-            // can move this follower on now.
-            self.start_snapshot(to);
+            // What was in flight has been compacted away since: only entries
+            // from storage or a snapshot can move this follower on now.
+            self.send_compacted(to);
             return;
         };
         let commit = self.log.commit();

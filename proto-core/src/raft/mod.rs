@@ -250,6 +250,15 @@ impl Raft {
                 Ok(())
             }
             Event::Unquiesce => Ok(()),
+            Event::EntriesLoaded {
+                to,
+                from,
+                prev_term,
+                entries,
+            } => {
+                self.handle_entries_loaded(to, from, prev_term, entries);
+                Ok(())
+            }
         };
         self.finish_step();
         result

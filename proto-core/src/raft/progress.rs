@@ -95,6 +95,9 @@ pub struct Progress {
     /// for a whole heartbeat interval while the follower is behind, the appends in
     /// flight are presumed lost.
     pub matched_at_heartbeat: LogIndex,
+    /// Compacted entries from this index are being loaded from storage for the
+    /// member (`Action::LoadEntries`); nothing else is sent until they arrive.
+    pub loading: Option<LogIndex>,
 }
 
 impl Progress {
@@ -109,11 +112,15 @@ impl Progress {
             sent_commit: LogIndex(0),
             acked_round: 0,
             matched_at_heartbeat: LogIndex(0),
+            loading: None,
         }
     }
 
     /// Whether the leader must wait before sending more entries.
     pub fn is_paused(&self, max_msgs: usize, max_bytes: usize) -> bool {
+        if self.loading.is_some() {
+            return true;
+        }
         match self.state {
             ReplicationState::Probe { paused } => paused,
             ReplicationState::Replicate => self.inflights.full(max_msgs, max_bytes),
@@ -130,6 +137,7 @@ impl Progress {
         }
         self.state = ReplicationState::Probe { paused: false };
         self.inflights.reset();
+        self.loading = None;
     }
 
     /// Switches to streaming once the follower's position is known.
@@ -137,6 +145,7 @@ impl Progress {
         self.next = self.matched.next();
         self.state = ReplicationState::Replicate;
         self.inflights.reset();
+        self.loading = None;
     }
 
     /// Starts sending the snapshot at `index`.
@@ -146,6 +155,7 @@ impl Progress {
             acked_offset: 0,
         };
         self.inflights.reset();
+        self.loading = None;
     }
 
     /// Records that the member holds everything up to `index`; false if stale.
