@@ -417,6 +417,29 @@ impl LogStore for DiskStore {
         }
     }
 
+    fn raft_entries(
+        &self,
+        tp: &TopicPartition,
+        from: u64,
+        max_bytes: usize,
+    ) -> io::Result<Vec<Entry>> {
+        let Some(log) = self.log(tp) else {
+            return Ok(Vec::new());
+        };
+        let stored = lock(&log).entries_from(from, max_bytes)?;
+        stored
+            .into_iter()
+            .map(|e| {
+                to_raft_entry(e)
+                    .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, format!("{tp}: {m}")))
+            })
+            .collect()
+    }
+
+    fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64> {
+        self.log(tp).and_then(|l| lock(&l).term_at(index))
+    }
+
     fn log_start_offset(&self, tp: &TopicPartition) -> i64 {
         self.log(tp).map_or(0, |l| lock(&l).log_start_offset())
     }

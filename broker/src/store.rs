@@ -12,7 +12,7 @@ use std::fmt;
 use std::io;
 
 use bytes::Bytes;
-use proto_core::raft::Restored;
+use proto_core::raft::{Entry, Restored};
 use proto_core::storage::batch::BatchHeader;
 
 /// A topic partition, as Kafka names it.
@@ -78,6 +78,17 @@ pub trait LogStore {
     /// `raft_index`: the high watermark when that index is known committed
     /// (a restart's snapshot marker).
     fn next_offset_after(&self, tp: &TopicPartition, raft_index: u64) -> io::Result<i64>;
+    /// `tp`'s Raft entries from index `from` on, up to `max_bytes` but at
+    /// least one: what a leader sends a follower that is behind its in-memory
+    /// Raft log. Empty if `from` is no longer stored.
+    fn raft_entries(
+        &self,
+        tp: &TopicPartition,
+        from: u64,
+        max_bytes: usize,
+    ) -> io::Result<Vec<Entry>>;
+    /// The term of `tp`'s stored Raft entry at `index`, if it is stored.
+    fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64>;
     /// The first offset still stored.
     fn log_start_offset(&self, tp: &TopicPartition) -> i64;
     /// The offset the next data record will get.

@@ -185,6 +185,17 @@ impl LogStore for NullStore {
     fn next_offset_after(&self, _: &TopicPartition, _: u64) -> std::io::Result<i64> {
         Ok(0)
     }
+    fn raft_entries(
+        &self,
+        _: &TopicPartition,
+        _: u64,
+        _: usize,
+    ) -> std::io::Result<Vec<proto_core::raft::Entry>> {
+        Ok(Vec::new())
+    }
+    fn raft_term(&self, _: &TopicPartition, _: u64) -> Option<u64> {
+        None
+    }
     fn log_start_offset(&self, _: &TopicPartition) -> i64 {
         0
     }

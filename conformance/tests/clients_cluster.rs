@@ -81,8 +81,10 @@ per_io_mode!(
     leader_failover,
     partition_independence,
     lifecycle,
-    minority_loss
+    minority_loss,
+    far_behind_follower
 );
+
 
 fn run(name: &str, mode: &str, scenario: fn(&mut Cluster)) {
     let _slot = cluster::slot();
@@ -358,6 +360,63 @@ fn lifecycle(c: &mut Cluster) {
     c.restart(controller);
     for partition in 0..partitions as usize {
         c.wait_logs_identical(topic, partition, &c.ids());
+    }
+}
+
+/// Batches a follower misses while it is down, more than the leader keeps in
+/// its in-memory Raft log (it compacts every 1024 applied entries).
+const MISSED_BATCHES: usize = 3000;
+
+/// One partition, rf 3: SIGKILL a follower, then write
+/// [`MISSED_BATCHES`] one-record batches, each its own Raft entry, so the
+/// leader's in-memory log no longer holds what the follower lacks. Restarted,
+/// the follower catches up from the leader's segments until its log equals
+/// the others' byte for byte; then the leader is SIGKILLed and every record
+/// is read back from the two left, one of them the follower that caught up.
+fn far_behind_follower(c: &mut Cluster) {
+    let topic = "far-behind";
+    let ctx = format!("[{}] {topic}", c.name);
+    cluster::create_topic(c.node(c.controller()).kafka_addr(), topic, 1, 3)
+        .unwrap_or_else(|e| panic!("{ctx}: CreateTopics: {e}"));
+    let leader = c.wait_leaders(topic, 1)[0];
+    let follower = c
+        .ids()
+        .into_iter()
+        .find(|&n| n != leader)
+        .expect("a follower");
+    c.note(&format!(
+        "leader node {leader}, stopping follower {follower}"
+    ));
+    c.kill9(follower);
+
+    let (p, reports) = producer_all(
+        c,
+        &[
+            ("enable.idempotence", "true"),
+            ("linger.ms", "0"),
+            ("batch.num.messages", "1"),
+        ],
+    );
+    send_ids(&p, topic, Some(1), 0..MISSED_BATCHES);
+    acked_ids(&ctx, &reports, 0..MISSED_BATCHES);
+    drop(p);
+    c.note(&format!(
+        "{MISSED_BATCHES} batches acknowledged without node {follower}"
+    ));
+
+    c.restart(follower);
+    c.wait_logs_identical(topic, 0, &c.ids());
+    c.note(&format!("node {follower} caught up"));
+
+    c.kill9(leader);
+    let got = consume(&c.bootstrap(), topic, 0, MISSED_BATCHES);
+    assert_contiguous(&ctx, &got);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(
+            m.payload(),
+            numbered(topic, i).value.as_deref(),
+            "{ctx}: record at offset {i}"
+        );
     }
 }
 

@@ -13,6 +13,7 @@
 mod admin;
 pub mod cluster;
 mod created_topics;
+mod entry_loads;
 mod fetch;
 mod fetch_session;
 mod group_requests;
@@ -24,7 +25,7 @@ mod producer_ids;
 mod producer_state;
 pub mod topics;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -210,9 +211,11 @@ const COMPACT_EVERY: u64 = 1024;
 /// in-memory copy grow to gigabytes.
 const COMPACT_EVERY_BYTES: u64 = 4 << 20;
 
-/// Entries a cluster node keeps in its Raft log for followers that lag (see
-/// [`Node::compaction_bound`]).
-const KEEP_FOR_FOLLOWERS: u64 = 8192;
+/// Entry bytes a partition leader has in flight to one follower before it
+/// waits for answers. A follower catching up from the leader's segments is
+/// sent a 1 MiB load per append; without a byte bound, 256 of them would
+/// overflow the 64 MiB peer queue, whose drops cost a heartbeat round each.
+const MAX_INFLIGHT_BYTES: usize = 8 << 20;
 
 /// The offset after the last record batch in the Raft log, if it holds one:
 /// where a new leader's next record goes (its log may hold entries the disk
@@ -278,6 +281,10 @@ pub struct Node {
     cluster: Option<cluster::Cluster>,
     /// Replicas the ISR trackers of this node dropped, since start.
     isr_shrinks: u64,
+    /// Entry loads for followers that Raft asked for (see `entry_loads`).
+    loads: VecDeque<entry_loads::EntryLoad>,
+    /// Whether the loads are being answered (by an outer Raft step).
+    answering_loads: bool,
 }
 
 /// A partition's durable Raft state, read back by the driver at start.
@@ -333,6 +340,8 @@ impl Node {
             parked_creates: Vec::new(),
             cluster,
             isr_shrinks: 0,
+            loads: VecDeque::new(),
+            answering_loads: false,
         };
         if node.cluster.is_some() {
             // The metadata log says what to host; the topic table is rebuilt
@@ -585,8 +594,10 @@ impl Node {
         let mut config = Config::new(NodeId(self.cfg.node_id as u64));
         config.seed = self.cfg.seed ^ group.0;
         config.quiesce = true;
+        config.load_compacted = true;
         if self.cluster.is_some() {
             config.election_ticks = cluster::ELECTION_TICKS;
+            config.max_inflight_bytes = MAX_INFLIGHT_BYTES;
         }
         let next_offset = self.store.next_offset(&tp);
         // Entries the snapshot marker covers are committed and will not be
@@ -708,6 +719,7 @@ impl Node {
         if let Some(r) = refused {
             tracing::debug!(%r, "raft refused an event");
         }
+        self.answer_loads();
         unhandled
     }
 
@@ -755,6 +767,20 @@ impl Node {
             }
             Action::ApplySnapshot { group, .. } => {
                 self.snapshot_received(group);
+                None
+            }
+            Action::LoadEntries {
+                group,
+                to,
+                from,
+                max_bytes,
+            } => {
+                self.loads.push_back(entry_loads::EntryLoad {
+                    group,
+                    to,
+                    from,
+                    max_bytes,
+                });
                 None
             }
             // Reads are served from the high watermark.
@@ -861,35 +887,16 @@ impl Node {
     }
 
     /// How far `group`'s Raft log may be compacted when `applied` is
-    /// applied. On one node, all of it. In a cluster a follower that needs a
-    /// compacted entry would need a snapshot, and a partition's snapshot
-    /// (its segment data) cannot be sent yet; so a leader keeps what its
-    /// slowest follower has not matched, up to [`KEEP_FOR_FOLLOWERS`]
-    /// entries, and a follower (which may lead next) keeps that many too.
-    /// The metadata log is never compacted: it is small and every node
-    /// rebuilds its image from it.
+    /// applied: all of it, since the segments hold every entry and a follower
+    /// behind the in-memory log is sent entries loaded from them
+    /// (`entry_loads`). The metadata log is never compacted: it is small and
+    /// every node rebuilds its image from it.
     fn compaction_bound(&self, group: GroupId, applied: LogIndex) -> Option<LogIndex> {
-        if self.cluster.is_none() {
-            return Some(applied);
-        }
-        if group == cluster::METADATA_GROUP {
+        if self.cluster.is_some() && group == cluster::METADATA_GROUP {
             return None;
         }
         let raft = self.raft.group(group)?;
-        let floor = LogIndex(applied.0.saturating_sub(KEEP_FOR_FOLLOWERS));
-        let bound = if raft.role() == Role::Leader {
-            let slowest = raft
-                .progress()
-                .iter()
-                .filter(|(id, _)| **id != raft.id())
-                .map(|(_, p)| p.matched)
-                .min()
-                .unwrap_or(applied);
-            slowest.max(floor).min(applied)
-        } else {
-            floor
-        };
-        (bound > raft.log().snapshot_last().index).then_some(bound)
+        (applied > raft.log().snapshot_last().index).then_some(applied)
     }
 
     /// A partition's leader sent a snapshot: its log was compacted past

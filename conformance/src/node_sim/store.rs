@@ -384,6 +384,35 @@ impl LogStore for SimStore {
             .map_or(0, |l| l.next_offset_after(raft_index)))
     }
 
+    fn raft_entries(
+        &self,
+        tp: &TopicPartition,
+        from: u64,
+        max_bytes: usize,
+    ) -> io::Result<Vec<Entry>> {
+        let disk = lock(&self.0);
+        let Some(log) = disk.logs.get(tp) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut index = from;
+        while let Some(stored) = log.entry(index) {
+            bytes += stored.entry.size();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(stored.entry.clone());
+            index += 1;
+        }
+        Ok(out)
+    }
+
+    fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64> {
+        let disk = lock(&self.0);
+        Some(disk.logs.get(tp)?.entry(index)?.entry.term.0)
+    }
+
     fn log_start_offset(&self, tp: &TopicPartition) -> i64 {
         lock(&self.0).logs.get(tp).map_or(0, |l| l.start_offset)
     }

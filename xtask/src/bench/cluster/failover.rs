@@ -48,9 +48,8 @@ use crate::cluster::topics::{self, Admin};
 pub const TOPIC: &str = "failover";
 /// Bytes of each record's value.
 const RECORD_BYTES: usize = 1024;
-/// The producer's pace: fine enough to time a failover to a few ms, slow
-/// enough that a node down for seconds stays within the 8192 Raft entries a
-/// leader keeps for a lagging follower.
+/// The producer's pace: fine enough to time a failover to a few ms, and a
+/// steady load while the killed node is down and catching up.
 const SEND_EVERY: Duration = Duration::from_millis(2);
 /// How long a kill may go without an acknowledgement before it counts as a
 /// failed failover.
