@@ -85,6 +85,21 @@ per_io_mode!(
     far_behind_follower
 );
 
+/// A producer id right after the controller died: a fresh cluster loses its
+/// controller before any node holds a block of producer ids, and an
+/// idempotent producer started at once must still get one (from the next
+/// controller) and have its records acknowledged.
+#[test]
+fn producer_ids_after_controller_loss() {
+    run("producer_ids_after_controller_loss", "mixed", |c| {
+        let topic = "pid-after-controller";
+        let ctx = format!("[{}] {topic}", c.name);
+        c.kill9(c.controller());
+        let (p, reports) = producer_all(c, &[("enable.idempotence", "true")]);
+        send_ids(&p, topic, None, 0..100);
+        acked_ids(&ctx, &reports, 0..100);
+    });
+}
 
 fn run(name: &str, mode: &str, scenario: fn(&mut Cluster)) {
     let _slot = cluster::slot();

@@ -109,6 +109,11 @@ struct Session {
     next_ms: u64,
 }
 
+/// How long a node waits for the controller's block of producer ids before
+/// it asks again (InitProducerId is answered COORDINATOR_LOAD_IN_PROGRESS
+/// meanwhile, which clients retry every 500 ms or so).
+const PRODUCER_IDS_RETRY_MS: u64 = 1000;
+
 /// Cluster-mode state of a node.
 pub(super) struct Cluster {
     /// Every metadata voter and its Raft address.
@@ -129,8 +134,9 @@ pub(super) struct Cluster {
     next_request: u64,
     forwarded: BTreeMap<u64, Forwarded>,
     next_forward: u64,
-    /// Producer ids requested from the controller and not yet given.
-    ids_requested: bool,
+    /// The controller producer ids were last asked of, and when (node
+    /// milliseconds), until a block arrives.
+    ids_requested: Option<(NodeId, u64)>,
     /// The offsets topic has been asked for.
     offsets_requested: bool,
 }
@@ -150,7 +156,7 @@ impl Cluster {
             next_request: 0,
             forwarded: BTreeMap::new(),
             next_forward: 0,
-            ids_requested: false,
+            ids_requested: None,
             offsets_requested: false,
         }
     }
@@ -367,26 +373,32 @@ impl Node {
 
     fn producer_ids_given(&mut self, first: i64, len: i64) {
         if let Some(c) = self.cluster.as_mut() {
-            c.ids_requested = false;
+            c.ids_requested = None;
         }
         if len > 0 {
             self.producer_ids = super::producer_ids::ProducerIds::block(first, len);
         }
     }
 
-    /// Asks the controller for a block of producer ids (once at a time).
+    /// Asks the controller for a block of producer ids: once at a time, but
+    /// again when the controller changed or did not answer within
+    /// [`PRODUCER_IDS_RETRY_MS`] (a controller that died, or one elected but
+    /// not started yet, drops the request).
     pub(super) fn request_producer_ids(&mut self) {
         let me = self.cfg.node_id;
+        let now = self.now_ms;
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        if cluster.ids_requested {
-            return;
-        }
         let Some(leader) = cluster.leader else {
             return;
         };
-        cluster.ids_requested = true;
+        if let Some((asked, at)) = cluster.ids_requested {
+            if asked == leader && now.saturating_sub(at) < PRODUCER_IDS_RETRY_MS {
+                return;
+            }
+        }
+        cluster.ids_requested = Some((leader, now));
         if leader == self.me() {
             self.control(leader, Control::AllocateProducerIds { broker_id: me });
         } else {
