@@ -11,7 +11,7 @@
 //! direction, ring/bridge), added latency, severed connections, graceful and
 //! rolling restarts, and power cuts that lose the un-fsynced tail ([`disk`]).
 //! Then it heals everything, waits for every partition to
-//! accept writes and every replica to hold the same bytes ([`converge`]),
+//! accept writes and every replica to hold the same bytes ([`crate::cluster::converge`]),
 //! reads the whole log back and hands the recorded
 //! [`history`] to the [`checker`]: lost, duplicated, inconsistent,
 //! non-monotonic, skipped, unseen and vanished records. It prints a verdict
@@ -23,7 +23,6 @@ mod admin;
 mod args;
 mod availability;
 mod checker;
-mod converge;
 mod disk;
 mod history;
 mod nemesis;

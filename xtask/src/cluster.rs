@@ -34,6 +34,7 @@ macro_rules! note {
 }
 
 mod args;
+pub(crate) mod converge;
 pub(crate) mod layout;
 pub(crate) mod local;
 pub(crate) mod process;

@@ -11,17 +11,21 @@
 //! 2. **failover** ([`failover`]): the leader of a 1-partition topic
 //!    SIGKILLed 10 times under an acks=all producer, timed from the kill to
 //!    the first acknowledged write sent after it;
-//! 3. **idle** ([`idle`]): the CPU each node burns holding 10,000 partitions.
+//! 3. **catch-up** ([`catchup`]): a follower SIGKILLed while 512 MiB of
+//!    acks=all records are written, then restarted, timed until its log
+//!    equals the leader's byte for byte;
+//! 4. **idle** ([`idle`]): the CPU each node burns holding 10,000 partitions.
 //!
-//! `--quick` makes each part shorter (2 s cases, 3 kills, 1,000 partitions, a
-//! 5 s settle and a 10 s window); `--idle-partitions P` sets the idle part's
+//! `--quick` makes each part shorter (2 s cases, 3 kills, 64 MiB missed,
+//! 1,000 partitions, a 5 s settle and a 10 s window); `--idle-partitions P` sets the idle part's
 //! partition count (to find where idle cost grows); `--only TEXT` keeps the parts whose label
-//! contains TEXT (`failover`, `idle`, or a case label such as
+//! contains TEXT (`failover`, `catch-up`, `idle`, or a case label such as
 //! `tokio x3 1KiB acks=all p=3`). The figures are printed next to the issue's
 //! targets and written to `target/bench/cluster.json`; node logs stay in
 //! `target/bench/logs/`. A part that fails is reported with its error and the
 //! nodes' last log lines, and the others still run.
 
+mod catchup;
 mod failover;
 mod idle;
 mod report;
@@ -41,9 +45,11 @@ use super::{
 use crate::cluster::layout::IoChoice;
 use crate::cluster::local::LocalCluster;
 use crate::cluster::topics;
+use catchup::{CatchUp, CatchUpPlan};
 use idle::{IdlePlan, IdleReport};
 use report::{
-    failover_json, failover_table, fmt_leaders, idle_json, idle_line, idle_table, targets_table,
+    catch_up_json, catch_up_table, failover_json, failover_table, fmt_leaders, idle_json,
+    idle_line, idle_table, targets_table,
 };
 
 /// How long the nodes of a fresh cluster may take to register and a new
@@ -54,6 +60,7 @@ const FORM_DEADLINE: Duration = Duration::from_secs(60);
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     kills: usize,
+    catch_up: CatchUpPlan,
     idle: IdlePlan,
 }
 
@@ -63,6 +70,10 @@ impl Plan {
         if quick {
             Plan {
                 kills: 3,
+                catch_up: CatchUpPlan {
+                    bytes: 64 << 20,
+                    deadline: secs(120),
+                },
                 idle: IdlePlan {
                     partitions: 1_000,
                     rf,
@@ -75,6 +86,10 @@ impl Plan {
         } else {
             Plan {
                 kills: 10,
+                catch_up: CatchUpPlan {
+                    bytes: 512 << 20,
+                    deadline: secs(300),
+                },
                 idle: IdlePlan {
                     partitions: 10_000,
                     rf,
@@ -150,22 +165,28 @@ pub fn run(
         .filter(|c| selected(args, &c.label()))
         .collect();
     let do_failover = selected(args, "failover");
+    let do_catch_up = selected(args, "catch-up");
     let do_idle = selected(args, "idle");
-    if cases.is_empty() && !do_failover && !do_idle {
+    if cases.is_empty() && !do_failover && !do_catch_up && !do_idle {
         anyhow::bail!(
-            "no part matches --only {:?} (parts: failover, idle, and cases such as `{}`)",
+            "no part matches --only {:?} (parts: failover, catch-up, idle, and cases such as `{}`)",
             args.only,
             self::cases(io_name(io), nodes)[0].label()
         );
     }
     eprintln!(
         "bench --cluster {nodes} ({}, replication factor {rf}): {} throughput case(s) of \
-         {:.1} s{}{}; broker {}",
+         {:.1} s{}{}{}; broker {}",
         io_name(io),
         cases.len(),
         args.duration.as_secs_f64(),
         if do_failover {
             format!(", {} failovers", plan.kills)
+        } else {
+            String::new()
+        },
+        if do_catch_up {
+            format!(", a {} MiB catch-up", plan.catch_up.bytes >> 20)
         } else {
             String::new()
         },
@@ -223,6 +244,22 @@ pub fn run(
         failures.push(("failover".into(), e));
     }
 
+    let catch_up = match (do_catch_up, nodes >= 3) {
+        (false, _) => None,
+        (true, false) => {
+            note_line("catch-up: skipped, it needs a follower to stop while two replicas write");
+            None
+        }
+        (true, true) => match run_catch_up(&env, rf, plan.catch_up) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                note_line(&format!("[catch-up]: FAILED: {e:#}"));
+                failures.push(("catch-up".into(), format!("{e:#}")));
+                None
+            }
+        },
+    };
+
     let idle = if do_idle {
         match run_idle(&env, plan.idle) {
             Ok(r) => Some(r),
@@ -248,6 +285,9 @@ pub fn run(
     }
     if let Some(r) = &failover {
         print!("{}", failover_table(r));
+    }
+    if let Some(c) = &catch_up {
+        print!("{}", catch_up_table(c));
     }
     if let Some(r) = &idle {
         print!("{}", idle_table(r, plan.idle));
@@ -278,6 +318,7 @@ pub fn run(
             "case": m.case.label(), "leaders": m.leaders,
         })).collect::<Vec<_>>(),
         "failover": failover.as_ref().map(failover_json),
+        "catch_up": catch_up.as_ref().map(catch_up_json),
         "idle": idle.as_ref().map(|r| idle_json(r, plan.idle)),
         "failures": failures.iter().map(|(p, w)| serde_json::json!({"part": p, "error": w})).collect::<Vec<_>>(),
     });
@@ -405,6 +446,31 @@ fn run_failover(env: &Env<'_>, rf: u32, kills: usize) -> anyhow::Result<failover
         }
         Err(e) => Err(e).with_context(|| format!("node log tails:\n{}", cluster.log_tails(15))),
     }
+}
+
+fn run_catch_up(env: &Env<'_>, rf: u32, plan: CatchUpPlan) -> anyhow::Result<CatchUp> {
+    let tag = "[catch-up]";
+    let mut progress = Progress::new(tag);
+    progress.status_now(&format!("starting {} nodes", env.nodes));
+    let mut cluster = env.start("catch-up", "info")?;
+    let run = |cluster: &mut LocalCluster, progress: &mut Progress| {
+        let leader = create_and_wait(cluster, catchup::TOPIC, 1, rf, progress)?[0];
+        let admin = topics::admin(&cluster.bootstrap())?;
+        catchup::run(cluster, &admin, leader, plan, progress)
+    };
+    let measured = run(&mut cluster, &mut progress)
+        .with_context(|| format!("node log tails:\n{}", cluster.log_tails(15)));
+    clear_line();
+    if let Ok(c) = &measured {
+        eprintln!(
+            "{tag}: node {} caught up {} MiB in {:.1} s ({:.0} MiB/s)",
+            c.node,
+            c.log_bytes.saturating_sub(c.had_bytes) >> 20,
+            c.caught_up_after.as_secs_f64(),
+            c.mib_per_s()
+        );
+    }
+    measured
 }
 
 fn run_idle(env: &Env<'_>, plan: IdlePlan) -> anyhow::Result<IdleReport> {

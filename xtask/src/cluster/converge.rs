@@ -1,8 +1,9 @@
-//! After the faults heal and the writes stop, every replica of a partition
-//! must come to hold the same log, byte for byte: the convergence check.
-//! The checker reads the log through the leader; this looks at each node's
+//! Every replica of a partition must come to hold the same log, byte for
+//! byte: the convergence check of `chaos` (after the faults heal) and the
+//! catch-up part of `bench --cluster` (when a restarted follower has caught
+//! up). Clients read the log through the leader; this looks at each node's
 //! files, so a follower that kept a divergent suffix, or never caught up,
-//! fails the run even though no client would read from it yet.
+//! is seen even though no client would read from it yet.
 //!
 //! A replica's log is its `.log` segments concatenated in name order
 //! (segment boundaries may differ between nodes; the bytes may not).

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::catchup::CatchUp;
 use super::failover;
 use super::idle::{IdlePlan, IdleReport};
 use super::stats::MedianMax;
@@ -118,6 +119,49 @@ fn failover_line(r: &failover::Report) -> String {
 }
 
 /// The failover figures for `cluster.json`.
+/// The catch-up part as a one-row table.
+pub fn catch_up_table(c: &CatchUp) -> String {
+    let header = [
+        "follower",
+        "leader",
+        "missed MiB",
+        "write s",
+        "healthy s",
+        "caught up s",
+        "MiB/s",
+    ];
+    let missed = c.log_bytes.saturating_sub(c.had_bytes) as f64 / (1 << 20) as f64;
+    let rows = vec![vec![
+        c.node.to_string(),
+        c.leader.to_string(),
+        format!("{missed:.0}"),
+        format!("{:.1}", c.produce.as_secs_f64()),
+        format!("{:.1}", c.healthy_after.as_secs_f64()),
+        format!("{:.1}", c.caught_up_after.as_secs_f64()),
+        format!("{:.0}", c.mib_per_s()),
+    ]];
+    format!(
+        "\ncatch-up: a follower SIGKILLed while the missed bytes were written (1 KiB \
+         acks=all records), then restarted; caught up: restart to its log equal to the \
+         leader's byte for byte\n{}",
+        table::markdown(&header, &rows, 2)
+    )
+}
+
+/// The catch-up part for `cluster.json`.
+pub fn catch_up_json(c: &CatchUp) -> serde_json::Value {
+    serde_json::json!({
+        "follower": c.node,
+        "leader": c.leader,
+        "log_bytes": c.log_bytes,
+        "follower_had_bytes": c.had_bytes,
+        "write_s": c.produce.as_secs_f64(),
+        "healthy_after_s": c.healthy_after.as_secs_f64(),
+        "caught_up_after_s": c.caught_up_after.as_secs_f64(),
+        "mib_per_s": finite(c.mib_per_s()),
+    })
+}
+
 pub fn failover_json(r: &failover::Report) -> serde_json::Value {
     let s = r.summary();
     serde_json::json!({
