@@ -101,6 +101,30 @@ fn producer_ids_after_controller_loss() {
     });
 }
 
+/// Racks: nodes 1 and 2 declare `--rack a`, node 3 `--rack b`. A topic of
+/// six partitions with replication factor 2 must span both racks in every
+/// partition, so node 3, alone in its rack, holds a replica of each.
+#[test]
+fn rack_aware_placement() {
+    let _slot = cluster::slot();
+    let c = Cluster::start_each("rack_aware_placement/mixed", &io_mode("mixed"), &[], |id| {
+        vec!["--rack".into(), if id == 3 { "b" } else { "a" }.into()]
+    });
+    let topic = "racks";
+    cluster::create_topic(c.node(1).kafka_addr(), topic, 6, 2)
+        .unwrap_or_else(|e| panic!("[{}] CreateTopics: {e}", c.name));
+    c.wait_leaders(topic, 6);
+    for partition in 0..6 {
+        let replicas = c.replicas(topic, partition);
+        assert!(
+            replicas.len() == 2 && replicas.contains(&3),
+            "[{}] {topic}/{partition}: replicas {replicas:?} do not span racks a and b",
+            c.name
+        );
+    }
+    c.note("done");
+}
+
 fn run(name: &str, mode: &str, scenario: fn(&mut Cluster)) {
     let _slot = cluster::slot();
     let mut c = Cluster::start(&format!("{name}/{mode}"), &io_mode(mode), &[]);
