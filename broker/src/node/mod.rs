@@ -285,6 +285,9 @@ pub struct Node {
     loads: VecDeque<entry_loads::EntryLoad>,
     /// Whether the loads are being answered (by an outer Raft step).
     answering_loads: bool,
+    /// Applied entries after which a partition's in-memory Raft log is
+    /// compacted ([`COMPACT_EVERY`] unless a simulator asks for less).
+    compact_every: u64,
 }
 
 /// A partition's durable Raft state, read back by the driver at start.
@@ -342,6 +345,7 @@ impl Node {
             isr_shrinks: 0,
             loads: VecDeque::new(),
             answering_loads: false,
+            compact_every: COMPACT_EVERY,
         };
         if node.cluster.is_some() {
             // The metadata log says what to host; the topic table is rebuilt
@@ -389,6 +393,14 @@ impl Node {
     /// Milliseconds per Raft tick, for the driver's timer.
     pub fn tick_ms(&self) -> u64 {
         self.cfg.tick_ms
+    }
+
+    /// Compacts each partition's in-memory Raft log every `entries` applied
+    /// entries instead of every [`COMPACT_EVERY`]: the whole-node simulator's
+    /// runs are short, and compaction (and the catch-up from segments it
+    /// causes) must happen in them too.
+    pub fn set_compact_every(&mut self, entries: u64) {
+        self.compact_every = entries.max(1);
     }
 
     /// Steps one input at monotonic time `now_ms`.
@@ -709,9 +721,18 @@ impl Node {
     /// Steps the multi-Raft layer and handles what it did.
     fn raft_step(&mut self, event: multiraft::Event) -> Vec<Action> {
         let refused = self.raft.step(event).err();
-        let actions = self.raft.take_actions();
+        // Writes go out first, in order: handling the other actions can step
+        // Raft again (a compaction after an apply, a proposal after a role
+        // change), and the writes that step makes must queue behind these.
+        // A group's writes complete in sequence order, and a completion
+        // confirms every earlier write.
+        let (writes, rest): (Vec<Action>, Vec<Action>) = self
+            .raft
+            .take_actions()
+            .into_iter()
+            .partition(|a| matches!(a, Action::Persist { .. }));
         let mut unhandled = Vec::new();
-        for action in actions {
+        for action in writes.into_iter().chain(rest) {
             if let Some(a) = self.raft_action(action) {
                 unhandled.push(a);
             }
@@ -855,7 +876,7 @@ impl Node {
             })
             .sum::<u64>();
         let last = entries.last().map(|e| e.index);
-        let compact = p.applied_since_compact >= COMPACT_EVERY
+        let compact = p.applied_since_compact >= self.compact_every
             || p.applied_bytes_since_compact >= COMPACT_EVERY_BYTES;
         if let Some(last) = last {
             self.applied_waiters(group, entries);

@@ -54,6 +54,9 @@ pub enum Check {
     FetchMismatch,
     /// The model disk refused a write (the real one would fail the partition).
     StoreRefused,
+    /// A node handed a group's writes to the disk out of sequence order; a
+    /// disk that completes the later one first would confirm both.
+    WriteOutOfOrder,
     /// A node could not start from its disk.
     RestartFailed,
     /// A response did not decode or made no sense.

@@ -481,6 +481,8 @@ pub struct Completed {
 pub struct NodeDisk {
     disk: Arc<Mutex<Disk>>,
     in_flight: BTreeMap<GroupId, VecDeque<InFlight>>,
+    /// The last write queued per group by the running process.
+    last_seq: BTreeMap<GroupId, u64>,
 }
 
 impl NodeDisk {
@@ -503,6 +505,12 @@ impl NodeDisk {
             .map(|w| w.done_at)
     }
 
+    /// The sequence number of the last write queued for `group` since the
+    /// node started.
+    pub fn last_seq(&self, group: GroupId) -> Option<u64> {
+        self.last_seq.get(&group).copied()
+    }
+
     /// Queues a write.
     pub fn submit(
         &mut self,
@@ -511,6 +519,7 @@ impl NodeDisk {
         write: PersistWrite,
         done_at: u64,
     ) {
+        self.last_seq.insert(group, write.seq);
         self.in_flight
             .entry(group)
             .or_default()
@@ -600,6 +609,7 @@ impl NodeDisk {
     /// and says what reached the disk anyway ([`Torn`]); the rest is lost.
     /// Returns what the kept writes did.
     pub fn crash(&mut self, mut keep: impl FnMut(&[InFlight]) -> Torn) -> Vec<Completed> {
+        self.last_seq.clear();
         let queues = std::mem::take(&mut self.in_flight);
         let mut kept = Vec::new();
         for (_, mut q) in queues {
