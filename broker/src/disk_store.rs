@@ -102,6 +102,10 @@ struct Partition {
     /// retention may delete entries below it only, since a restart reads the
     /// log from the marker on disk.
     durable_keep: Arc<AtomicU64>,
+    /// The first Raft index a lagging replica still needs, while this node
+    /// leads the partition (`u64::MAX`: none); retention holds it within
+    /// limits (see [`LogStore::hold_for_replicas`]).
+    replica_hold: Arc<AtomicU64>,
 }
 
 /// The Raft index after `meta`'s snapshot marker (0 without one).
@@ -227,20 +231,21 @@ impl DiskStore {
     /// Rolls and applies retention to every log, and never deletes what the
     /// Raft log still needs (entries after its snapshot).
     pub fn housekeeping(&self, wall_ms: i64) {
-        let logs: Vec<(TopicPartition, SharedLog, u64)> = lock(&self.inner)
+        let logs: Vec<(TopicPartition, SharedLog, u64, u64)> = lock(&self.inner)
             .partitions
             .iter()
             .map(|(tp, p)| {
                 let keep = p.durable_keep.load(Ordering::Acquire);
-                (tp.clone(), p.log.clone(), keep)
+                let hold = p.replica_hold.load(Ordering::Acquire);
+                (tp.clone(), p.log.clone(), keep, hold)
             })
             .collect();
-        for (tp, log, keep) in logs {
+        for (tp, log, keep, hold) in logs {
             let mut log = lock(&log);
             if let Err(e) = log.maybe_roll(wall_ms) {
                 tracing::error!(%tp, error = %e, "rolling a segment failed");
             }
-            match log.enforce_retention(wall_ms, keep) {
+            match log.enforce_retention(wall_ms, keep, hold) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(%tp, segments = n, "retention deleted segments"),
                 Err(e) => tracing::error!(%tp, error = %e, "retention failed"),
@@ -312,6 +317,7 @@ fn open_partition(
         group,
         log: Arc::new(Mutex::new(log)),
         durable_keep: Arc::new(AtomicU64::new(keep_from(&meta))),
+        replica_hold: Arc::new(AtomicU64::new(u64::MAX)),
         meta,
         meta_store: Arc::new(RaftMetaStore::new(&dir)),
     };
@@ -434,6 +440,13 @@ impl LogStore for DiskStore {
                     .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, format!("{tp}: {m}")))
             })
             .collect()
+    }
+
+    fn hold_for_replicas(&self, tp: &TopicPartition, from: Option<u64>) {
+        if let Some(p) = lock(&self.inner).partitions.get(tp) {
+            p.replica_hold
+                .store(from.unwrap_or(u64::MAX), Ordering::Release);
+        }
     }
 
     fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64> {

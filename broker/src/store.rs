@@ -87,6 +87,11 @@ pub trait LogStore {
         from: u64,
         max_bytes: usize,
     ) -> io::Result<Vec<Entry>>;
+    /// Asks retention to keep `tp`'s entries from Raft index `from` on, the
+    /// first one a lagging replica still needs (`None`: nothing to hold), as
+    /// long as the log stays within twice its retention limits. A partition's
+    /// leader sets it: a follower behind the leader's log cannot catch up.
+    fn hold_for_replicas(&self, tp: &TopicPartition, from: Option<u64>);
     /// The term of `tp`'s stored Raft entry at `index`, if it is stored.
     fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64>;
     /// The first offset still stored.

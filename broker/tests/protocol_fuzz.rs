@@ -193,6 +193,7 @@ impl LogStore for NullStore {
     ) -> std::io::Result<Vec<proto_core::raft::Entry>> {
         Ok(Vec::new())
     }
+    fn hold_for_replicas(&self, _: &TopicPartition, _: Option<u64>) {}
     fn raft_term(&self, _: &TopicPartition, _: u64) -> Option<u64> {
         None
     }

@@ -125,6 +125,112 @@ fn rack_aware_placement() {
     c.note("done");
 }
 
+/// Retention waits, within twice its limits, for a follower that is down.
+/// On a topic with 64 KiB segments and `retention.bytes` 1 MiB: write 1100
+/// one-record batches of 1 KiB and wait until retention has deleted
+/// something; SIGKILL a follower; write 1100 more and wait for the retention
+/// pass after that (the log start reaches the kill point). Each phase is
+/// more than the 1024 entries after which Raft compacts, which is what lets
+/// retention delete. Restarted, the follower must
+/// catch up from the leader's segments: without the hold, retention would
+/// have deleted entries it lacks, and a leader can then only send a
+/// snapshot, which fails the replica.
+#[test]
+fn retention_holds_for_a_follower() {
+    run("retention_holds_for_a_follower", "mixed", |c| {
+        let topic = "held";
+        let ctx = format!("[{}] {topic}", c.name);
+        let a = admin(&c.bootstrap());
+        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(3))
+            .set("segment.bytes", "65536")
+            .set("retention.bytes", "1048576");
+        let created = block_on(a.create_topics(&[new], &admin_opts())).expect("CreateTopics");
+        assert_eq!(created, vec![Ok(topic.to_string())], "{ctx}: create");
+        let leader = c.wait_leaders(topic, 1)[0];
+        let follower = c
+            .ids()
+            .into_iter()
+            .find(|&n| n != leader)
+            .expect("a follower");
+        let (p, reports) = producer_all(
+            c,
+            &[
+                ("enable.idempotence", "true"),
+                ("linger.ms", "0"),
+                ("batch.num.messages", "1"),
+            ],
+        );
+        let kib = |id: usize| Msg {
+            key: None,
+            value: Some(format!("{topic}-{id}-{:>1010}", "").into_bytes()),
+            headers: vec![],
+            timestamp: None,
+        };
+        let write = |ids: Range<usize>| {
+            for id in ids.clone() {
+                send(&p, topic, Some(0), id, &kib(id));
+                p.poll(Duration::ZERO);
+            }
+            p.flush(FLUSH_TIMEOUT).expect("flush");
+            acked_ids(&ctx, &reports, ids);
+        };
+        write(0..1100);
+        wait_until(&format!("{ctx}: a first retention pass"), DEADLINE, || {
+            let (low, _) = watermarks(&c.bootstrap(), topic, 0);
+            if low > 0 {
+                Ok(())
+            } else {
+                Err(format!("log start {low}"))
+            }
+        });
+        let (_, at_kill) = watermarks(&c.bootstrap(), topic, 0);
+        c.kill9(follower);
+        write(1100..2200);
+        c.note(&format!(
+            "node {follower} down since offset {at_kill}; 1100 more acknowledged"
+        ));
+        wait_until(
+            &format!("{ctx}: the retention pass after the kill"),
+            DEADLINE,
+            || {
+                let (low, _) = watermarks(&c.bootstrap(), topic, 0);
+                if low >= at_kill - 128 {
+                    Ok(())
+                } else {
+                    Err(format!("log start {low}"))
+                }
+            },
+        );
+        drop(p);
+        c.restart(follower);
+        // Retention trims each replica's start on its own, so the logs agree
+        // as a suffix: the shorter must end the longer.
+        let log =
+            |id: u32| -> Vec<u8> { c.log_files(id, topic, 0).into_values().flatten().collect() };
+        wait_until(
+            &format!("{ctx}: node {follower} caught up"),
+            DEADLINE,
+            || {
+                let (lead, back) = (log(leader), log(follower));
+                let (short, long) = if lead.len() < back.len() {
+                    (&lead, &back)
+                } else {
+                    (&back, &lead)
+                };
+                if !short.is_empty() && long.ends_with(short) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "leader holds {} bytes, node {follower} {}",
+                        lead.len(),
+                        back.len()
+                    ))
+                }
+            },
+        );
+    });
+}
+
 fn run(name: &str, mode: &str, scenario: fn(&mut Cluster)) {
     let _slot = cluster::slot();
     let mut c = Cluster::start(&format!("{name}/{mode}"), &io_mode(mode), &[]);

@@ -259,8 +259,8 @@ fn retention_deletes_old_segments_but_not_the_active_one() {
     let size = log.size_bytes();
     assert!(size > 3_000);
     // Raft still needs everything from index 2: nothing may go.
-    assert_eq!(log.enforce_retention(0, 2).unwrap(), 0);
-    let deleted = log.enforce_retention(0, u64::MAX).unwrap();
+    assert_eq!(log.enforce_retention(0, 2, u64::MAX).unwrap(), 0);
+    let deleted = log.enforce_retention(0, u64::MAX, u64::MAX).unwrap();
     assert!(deleted > 0);
     // Like Kafka, a segment goes only if the log stays at least retention_bytes.
     assert!(
@@ -278,7 +278,7 @@ fn retention_deletes_old_segments_but_not_the_active_one() {
     assert!(log.read(0, 1 << 20, i64::MAX).unwrap().bytes.is_empty());
     assert_eq!(log.term_at(log.first_raft_index()), Some(1));
     // Everything is ancient now; only the active segment stays.
-    log.enforce_retention(i64::MAX, u64::MAX).unwrap();
+    log.enforce_retention(i64::MAX, u64::MAX, u64::MAX).unwrap();
     assert!(log.log_start_offset() > start);
     assert!(log.size_bytes() > 0 && log.size_bytes() <= 1_000);
     assert_eq!(log.next_offset(), 80);

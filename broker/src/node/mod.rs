@@ -25,7 +25,7 @@ mod producer_ids;
 mod producer_state;
 pub mod topics;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -282,9 +282,7 @@ pub struct Node {
     /// Replicas the ISR trackers of this node dropped, since start.
     isr_shrinks: u64,
     /// Entry loads for followers that Raft asked for (see `entry_loads`).
-    loads: VecDeque<entry_loads::EntryLoad>,
-    /// Whether the loads are being answered (by an outer Raft step).
-    answering_loads: bool,
+    loads: entry_loads::EntryLoads,
     /// Applied entries after which a partition's in-memory Raft log is
     /// compacted ([`COMPACT_EVERY`] unless a simulator asks for less).
     compact_every: u64,
@@ -343,8 +341,7 @@ impl Node {
             parked_creates: Vec::new(),
             cluster,
             isr_shrinks: 0,
-            loads: VecDeque::new(),
-            answering_loads: false,
+            loads: entry_loads::EntryLoads::default(),
             compact_every: COMPACT_EVERY,
         };
         if node.cluster.is_some() {
@@ -556,6 +553,8 @@ impl Node {
     fn tick(&mut self, wall_ms: i64) {
         self.wall_ms = wall_ms;
         self.raft_step(multiraft::Event::Tick);
+        self.refill_loads();
+        self.publish_replica_holds();
         self.expire_produces();
         self.expire_fetches();
         self.groups_tick();
@@ -796,7 +795,7 @@ impl Node {
                 from,
                 max_bytes,
             } => {
-                self.loads.push_back(entry_loads::EntryLoad {
+                self.loads.push(entry_loads::EntryLoad {
                     group,
                     to,
                     from,
@@ -920,9 +919,10 @@ impl Node {
         (applied > raft.log().snapshot_last().index).then_some(applied)
     }
 
-    /// A partition's leader sent a snapshot: its log was compacted past
-    /// what this replica has. The snapshot carries no segment data, so the
-    /// replica now has a hole; it refuses writes rather than serve it.
+    /// A partition's leader sent a snapshot: its segments no longer hold
+    /// entries this replica lacks (retention deleted them), so it could not
+    /// send them (see `entry_loads`). The snapshot carries no segment data,
+    /// so the replica now has a hole; it refuses writes rather than serve it.
     fn snapshot_received(&mut self, group: GroupId) {
         if group == cluster::METADATA_GROUP {
             tracing::error!("the metadata group received a snapshot, which it never sends");
@@ -930,8 +930,8 @@ impl Node {
         }
         self.persist_failed(
             group,
-            "the leader compacted entries this replica lacks; it needs a data transfer, \
-             which is not built yet"
+            "the leader no longer stores entries this replica lacks (retention deleted \
+             them); the replica cannot catch up and refuses writes"
                 .to_string(),
         );
     }

@@ -20,7 +20,8 @@
 //!   peer frames in; what the node sends to peers is digested, not sent.
 //! - **Storage housekeeping** (segment roll, retention) with the wall clock it
 //!   ran at: it is not a node input, but it changes what the node reads from
-//!   the store (the log start offset).
+//!   the store (the log start offset, and whether a follower's entry load
+//!   finds its entries).
 //! - **The starting state: none.** A recording must start from an empty data
 //!   directory (`serve` refuses `--record-trace` otherwise), so the trace alone
 //!   determines the state; no copy of the data directory is needed.

@@ -408,6 +408,9 @@ impl LogStore for SimStore {
         Ok(out)
     }
 
+    /// The model disk has no retention: nothing to hold.
+    fn hold_for_replicas(&self, _: &TopicPartition, _: Option<u64>) {}
+
     fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64> {
         let disk = lock(&self.0);
         Some(disk.logs.get(tp)?.entry(index)?.entry.term.0)

@@ -435,15 +435,25 @@ impl PartitionLog {
 
     /// Deletes the oldest segments past `retention_bytes` or `retention_ms`
     /// (never the active one, never one holding an entry at or after
-    /// `keep_from_raft_index`, e.g. the first uncommitted index); the log
-    /// start offset moves to the first remaining segment. Returns how many.
+    /// `keep_from_raft_index`, e.g. the first uncommitted index, and not one
+    /// at or after `hold_from_raft_index`, what a lagging replica needs,
+    /// until the log is twice past its retention; see
+    /// [`policy::segments_to_delete_holding`]); the log start offset moves to
+    /// the first remaining segment. Returns how many.
     pub fn enforce_retention(
         &mut self,
         now_ms: i64,
         keep_from_raft_index: u64,
+        hold_from_raft_index: u64,
     ) -> io::Result<usize> {
         let summaries: Vec<_> = self.segments.iter().map(Segment::summary).collect();
-        let n = policy::segments_to_delete(&summaries, &self.cfg, now_ms, keep_from_raft_index);
+        let n = policy::segments_to_delete_holding(
+            &summaries,
+            &self.cfg,
+            now_ms,
+            keep_from_raft_index,
+            hold_from_raft_index,
+        );
         let gone: Vec<i64> = self.segments.drain(..n).map(|s| s.base_offset).collect();
         for base_offset in gone {
             tracing::info!(dir = %self.dir.display(), base_offset, "retention deletes segment");

@@ -309,9 +309,15 @@ impl Raft {
         };
         let prev_index = pr.next.prev();
         let Some(prev_term) = self.log.term(prev_index) else {
-            // What was in flight has been compacted away since: only entries
-            // from storage or a snapshot can move this follower on now.
-            self.send_compacted(to);
+            // What was in flight has been compacted away since: probe again
+            // from what the follower matched, which takes entries from
+            // storage or a snapshot.
+            if let Some(pr) = self.progress.get_mut(&to) {
+                if pr.loading.is_none() {
+                    pr.become_probe();
+                }
+            }
+            self.send_append(to, true);
             return;
         };
         let commit = self.log.commit();

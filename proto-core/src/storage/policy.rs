@@ -133,9 +133,79 @@ pub fn segments_to_delete(
     n
 }
 
+/// Like [`segments_to_delete`], but also keeps the segments holding entries
+/// at or after `hold_from_raft_index` (the first entry a lagging replica
+/// still needs) for as long as that costs at most twice the retention
+/// limits: past 2 x `retention.bytes` or 2 x `retention.ms` the hold gives
+/// way, so a replica that stays down cannot fill the disk. Kafka holds
+/// nothing for followers and truncates one that fell behind the log start;
+/// a Raft replica behind the leader's log cannot catch up at all, so a short
+/// outage during a retention pass should not cost it its replica.
+pub fn segments_to_delete_holding(
+    segments: &[SegmentSummary],
+    cfg: &LogConfig,
+    now_ms: i64,
+    keep_from_raft_index: u64,
+    hold_from_raft_index: u64,
+) -> usize {
+    let held = segments_to_delete(
+        segments,
+        cfg,
+        now_ms,
+        keep_from_raft_index.min(hold_from_raft_index),
+    );
+    let doubled = LogConfig {
+        retention_bytes: cfg.retention_bytes.map(|b| b.saturating_mul(2)),
+        retention_ms: cfg.retention_ms.map(|ms| ms.saturating_mul(2)),
+        ..cfg.clone()
+    };
+    held.max(segments_to_delete(
+        segments,
+        &doubled,
+        now_ms,
+        keep_from_raft_index,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replica_hold_keeps_segments_up_to_twice_the_retention() {
+        // Ten 100-byte segments, raft indexes 1, 11, 21, ...; retention 300 bytes.
+        let segs: Vec<_> = (0..10).map(|i| seg(i * 10, 100, Some(0), 0)).collect();
+        let cfg = LogConfig {
+            retention_bytes: Some(300),
+            ..LogConfig::default()
+        };
+        let no_hold = segments_to_delete_holding(&segs, &cfg, 0, u64::MAX, u64::MAX);
+        assert_eq!(no_hold, 7, "retention alone keeps 300 bytes");
+        // A replica needs raft index 25 (the third segment): the hold keeps
+        // it while the log stays within 600 bytes, so only down to 600.
+        let held = segments_to_delete_holding(&segs, &cfg, 0, u64::MAX, 25);
+        assert_eq!(held, 4, "the hold gives way at twice retention.bytes");
+        // A replica that needs little more than retention keeps is protected.
+        let near = segments_to_delete_holding(&segs, &cfg, 0, u64::MAX, 65);
+        assert_eq!(near, 6);
+        // By time: segments 1000 ms old, retention 300 ms; a hold survives
+        // until they are 600 ms past due.
+        let old: Vec<_> = (0..4).map(|i| seg(i * 10, 100, Some(0), 0)).collect();
+        let by_time = LogConfig {
+            retention_ms: Some(300),
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            segments_to_delete_holding(&old, &by_time, 500, u64::MAX, 1),
+            0
+        );
+        assert_eq!(
+            segments_to_delete_holding(&old, &by_time, 700, u64::MAX, 1),
+            3
+        );
+        // The durable marker is never overridden by the doubled limits.
+        assert_eq!(segments_to_delete_holding(&segs, &cfg, 0, 11, u64::MAX), 1);
+    }
 
     fn seg(base: i64, size: u64, first_ts: Option<i64>, max_ts: i64) -> SegmentSummary {
         SegmentSummary {
