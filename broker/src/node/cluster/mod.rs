@@ -114,6 +114,14 @@ struct Session {
 /// meanwhile, which clients retry every 500 ms or so).
 const PRODUCER_IDS_RETRY_MS: u64 = 1000;
 
+/// Ticks after its first campaign in which the preferred leader of a new
+/// partition campaigns again while no leader is known. The first campaign
+/// often reaches replicas that have not applied the topic's metadata yet
+/// and drop it; without a retry, the next try waits a whole randomized
+/// election timeout and races the other replicas' own timeouts, which left
+/// leaders lopsided (e.g. 3,1,1) until the preferred-leader hand-back.
+const FIRST_CAMPAIGN_RETRIES: u32 = 3;
+
 /// Cluster-mode state of a node.
 pub(super) struct Cluster {
     /// Every metadata voter and its Raft address.
@@ -139,6 +147,9 @@ pub(super) struct Cluster {
     ids_requested: Option<(NodeId, u64)>,
     /// The offsets topic has been asked for.
     offsets_requested: bool,
+    /// New partitions this node is the preferred leader of and has not led
+    /// yet, with the campaigns left to start (see [`FIRST_CAMPAIGN_RETRIES`]).
+    first_campaigns: BTreeMap<GroupId, u32>,
 }
 
 impl Cluster {
@@ -158,6 +169,7 @@ impl Cluster {
             next_forward: 0,
             ids_requested: None,
             offsets_requested: false,
+            first_campaigns: BTreeMap::new(),
         }
     }
 
@@ -977,6 +989,10 @@ impl Node {
             let campaign = fresh && replicas.first() == Some(&me);
             if let Err(e) = self.host_group(g, tp.clone(), restored, campaign) {
                 tracing::error!(%tp, error = %e, "cannot host a partition");
+            } else if campaign {
+                if let Some(c) = self.cluster.as_mut() {
+                    c.first_campaigns.insert(g, FIRST_CAMPAIGN_RETRIES);
+                }
             }
         }
         let offsets = self.table.topics.get(OFFSETS_TOPIC).map(|t| t.partitions);
@@ -984,6 +1000,37 @@ impl Node {
             self.groups.partitions = n;
         }
         self.answer_led_creates();
+    }
+
+    /// Campaigns again for the new partitions this node should lead while
+    /// none of them knows a leader, once a tick for
+    /// [`FIRST_CAMPAIGN_RETRIES`] ticks.
+    fn retry_first_campaigns(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if cluster.first_campaigns.is_empty() {
+            return;
+        }
+        let mut campaign = Vec::new();
+        let raft = &self.raft;
+        cluster.first_campaigns.retain(|&g, left| {
+            let Some(r) = raft.group(g) else {
+                return false;
+            };
+            if r.leader().is_some() || r.role() == Role::Candidate || *left == 0 {
+                return false;
+            }
+            *left -= 1;
+            campaign.push(g);
+            true
+        });
+        for group in campaign {
+            self.raft_step(proto_core::multiraft::Event::Group {
+                group,
+                event: proto_core::raft::Event::Campaign,
+            });
+        }
     }
 
     /// Cluster work on every tick: the controller's clock, the broker's
@@ -994,6 +1041,7 @@ impl Node {
         }
         self.controller_step(ControllerEvent::Tick);
         self.isr_tick();
+        self.retry_first_campaigns();
         self.preferred_leader_tick();
         self.session_tick();
         self.send_parked_forwards();
