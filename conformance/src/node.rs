@@ -119,6 +119,11 @@ pub struct Node {
     pub recorded: Option<Vec<Action>>,
     /// The membership a restart starts from when the disk holds no snapshot.
     pub initial_membership: Membership,
+    /// Whether entry loads wait in `held_loads` instead of being answered at
+    /// once (traces use it to answer a load after the leader moved on).
+    pub hold_loads: bool,
+    /// Loads asked for while `hold_loads` was on: (follower, from, max bytes).
+    pub held_loads: Vec<(NodeId, LogIndex, usize)>,
 }
 
 impl Node {
@@ -140,6 +145,8 @@ impl Node {
             notices: Vec::new(),
             recorded: None,
             initial_membership: restored.membership,
+            hold_loads: false,
+            held_loads: Vec::new(),
         })
     }
 
@@ -147,7 +154,19 @@ impl Node {
     /// loads they ask for from the disk.
     pub fn step(&mut self, event: Event) -> Result<(), Refused> {
         let result = self.raft.step(event);
-        let mut loads = self.collect();
+        let loads = self.collect();
+        self.answer(loads);
+        result
+    }
+
+    /// Answers `loads` from the disk, and the loads the answers ask for; or,
+    /// while `hold_loads` is on, keeps them for [`Node::answer_held_loads`].
+    fn answer(&mut self, mut loads: Vec<(NodeId, LogIndex, usize)>) {
+        if self.hold_loads {
+            self.held_loads.append(&mut loads);
+            return;
+        }
+        loads.reverse();
         while let Some((to, from, max_bytes)) = loads.pop() {
             let prev_term = self.disk.term(from.prev());
             let entries = self.disk.load(from, max_bytes);
@@ -158,9 +177,16 @@ impl Node {
                 prev_term,
                 entries,
             });
-            loads.extend(self.collect());
+            let more = self.collect();
+            loads.splice(0..0, more.into_iter().rev());
         }
-        result
+    }
+
+    /// Stops holding loads and answers the held ones, oldest first.
+    pub fn answer_held_loads(&mut self) {
+        self.hold_loads = false;
+        let held = std::mem::take(&mut self.held_loads);
+        self.answer(held);
     }
 
     /// Sorts the actions taken so far; returns the loads asked for.

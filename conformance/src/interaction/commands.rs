@@ -48,6 +48,25 @@ pub fn run(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
         "restore" => restore(env, cmd),
         "compact" => compact(env, cmd),
         "drop-compacted" => drop_compacted(env, cmd),
+        "hold-loads" => {
+            cmd.only_args(&[])?;
+            let id = cmd.pos_id(0)?;
+            env.check_node(cmd.line, id)?;
+            if let Some(node) = env.nodes.get_mut(&id) {
+                node.hold_loads = true;
+            }
+            Ok(())
+        }
+        "answer-loads" => {
+            cmd.only_args(&[])?;
+            let id = cmd.pos_id(0)?;
+            env.check_node(cmd.line, id)?;
+            if let Some(node) = env.nodes.get_mut(&id) {
+                node.answer_held_loads();
+            }
+            env.flush(id, 0);
+            Ok(())
+        }
         "partition" => partition(env, cmd),
         "isolate" => {
             let id = cmd.pos_id(0)?;

@@ -41,6 +41,9 @@
 //! - `compact ID`: snapshots the state machine at the applied index.
 //! - `drop-compacted ID`: deletes the disk's entries the snapshot covers (kept
 //!   with `load-compacted`), as retention deletes old segments.
+//! - `hold-loads ID`, `answer-loads ID`: the node keeps the entry loads its
+//!   Raft asks for instead of answering them at once, until `answer-loads`
+//!   answers them (oldest first) and stops holding.
 //! - `partition 1 / 2 3`, `isolate ID`, `heal`: cut and restore links.
 //! - `status ID`, `raft-log ID`, `raft-state`, `state-machine ID`, `network`: print state.
 //!

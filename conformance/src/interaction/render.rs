@@ -87,6 +87,9 @@ fn progress_line(id: NodeId, p: &Progress) -> String {
         p.sent_commit,
         p.acked_round
     );
+    if let Some(from) = p.loading {
+        s.push_str(&format!(" loading-from={from}"));
+    }
     if !p.recent_active {
         s.push_str(" inactive");
     }
