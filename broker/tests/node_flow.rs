@@ -605,12 +605,19 @@ fn a_group_member_commits_offsets_that_survive_a_restart() {
             ApiKey::DescribeGroups,
             5,
             RequestKind::DescribeGroups(
-                DescribeGroupsRequest::default().with_groups(vec![group()]),
+                DescribeGroupsRequest::default()
+                    .with_groups(vec![group()])
+                    .with_include_authorized_operations(true),
             ),
         );
         let described: DescribeGroupsResponse = h.response(r, 5, true).unwrap();
         let g = &described.groups[0];
         assert_eq!((g.error_code, g.group_state.as_str()), (0, "Stable"));
+        assert_eq!(
+            g.authorized_operations.count_ones(),
+            3,
+            "read, delete and describe, as Kafka without an authorizer"
+        );
         assert_eq!(g.members[0].member_id.as_str(), member);
         assert_eq!(g.members[0].client_host.as_str(), "/127.0.0.1");
         h.persister.shutdown();
@@ -1027,4 +1034,108 @@ fn a_closed_connection_drops_its_parked_fetch() {
         h.responses.iter().all(|(r, _)| *r != parked),
         "the closed connection's fetch was answered"
     );
+}
+
+/// One ListOffsets v9 lookup of partition 0 of [`TOPIC`] at `timestamp`:
+/// (error, offset, timestamp).
+fn list_offset(h: &mut Harness, timestamp: i64) -> (i16, i64, i64) {
+    let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+        .with_name(name(TOPIC))
+        .with_partitions(vec![ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(timestamp)])]);
+    let r = h.send(ApiKey::ListOffsets, 9, RequestKind::ListOffsets(req));
+    let resp: ListOffsetsResponse = h.response(r, 9, true).unwrap();
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+/// A batch whose records have the given timestamp deltas from 1_700_000_000_000.
+fn batch_with_deltas(deltas: &[i64]) -> Bytes {
+    let records: Vec<Record> = deltas
+        .iter()
+        .map(|&d| Record {
+            timestamp_delta: d,
+            key: None,
+            value: Some(b"v"),
+        })
+        .collect();
+    let spec = BatchSpec {
+        base_offset: 0,
+        partition_leader_epoch: -1,
+        attributes: 0,
+        base_timestamp: 1_700_000_000_000,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+    Bytes::from(encode_batch(&spec, &records))
+}
+
+#[test]
+fn list_offsets_answers_max_timestamp_and_the_tiered_lookups() {
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    h.create_topic(1);
+    assert_eq!(
+        list_offset(&mut h, -3),
+        (0, -1, -1),
+        "an empty log has no max timestamp"
+    );
+    // Offsets 0..3 with deltas 5, 9, 1; offsets 3..5 with 9, 2: the first
+    // record with the highest timestamp is offset 1.
+    for deltas in [&[5, 9, 1][..], &[9, 2][..]] {
+        let r = h.produce(-1, batch_with_deltas(deltas));
+        assert_eq!(h.produced(r).0, 0);
+    }
+    assert_eq!(list_offset(&mut h, -3), (0, 1, 1_700_000_000_009));
+    assert_eq!(list_offset(&mut h, -4).1, 0, "earliest-local is earliest");
+    assert_eq!(list_offset(&mut h, -5), (0, -1, -1), "nothing is tiered");
+    assert_eq!(
+        list_offset(&mut h, -6).0,
+        ResponseError::InvalidRequest.code()
+    );
+}
+
+#[test]
+fn metadata_refuses_invalid_topic_names_and_reports_authorized_operations() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let dir = tempdir();
+    let mut h = Harness::open(dir.path());
+    h.create_topic(1);
+    let req = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_include_topic_authorized_operations(true)
+        .with_include_cluster_authorized_operations(true)
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("bad$#!"))),
+            MetadataRequestTopic::default().with_name(Some(name(TOPIC))),
+        ]));
+    let r = h.send(ApiKey::Metadata, 10, RequestKind::Metadata(req));
+    let resp: MetadataResponse = h.response(r, 10, true).unwrap();
+    assert_eq!(
+        resp.topics[0].error_code,
+        ResponseError::InvalidTopicException.code(),
+        "a name no topic can have"
+    );
+    assert_eq!(resp.topics[1].error_code, 0);
+    assert_eq!(
+        resp.topics[1].topic_authorized_operations.count_ones(),
+        8,
+        "every topic operation, as Kafka without an authorizer"
+    );
+    assert_eq!(resp.cluster_authorized_operations.count_ones(), 7);
+
+    let plain = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(name(TOPIC)))
+    ]));
+    let r = h.send(ApiKey::Metadata, 10, RequestKind::Metadata(plain));
+    let resp: MetadataResponse = h.response(r, 10, true).unwrap();
+    assert_eq!(
+        resp.topics[0].topic_authorized_operations,
+        i32::MIN,
+        "not asked"
+    );
+    assert_eq!(resp.cluster_authorized_operations, i32::MIN);
 }

@@ -231,6 +231,43 @@ fn retention_holds_for_a_follower() {
     });
 }
 
+/// A group commits offsets for partitions its coordinator holds no replica
+/// of: a 3-partition topic of replication factor 1 has a partition on each
+/// node, and a commit of all three through the group's coordinator must
+/// succeed for each (it refused the two elsewhere with
+/// UNKNOWN_TOPIC_OR_PARTITION; found by librdkafka's test suite).
+#[test]
+fn commits_for_partitions_the_coordinator_does_not_host() {
+    run(
+        "commits_for_partitions_the_coordinator_does_not_host",
+        "mixed",
+        |c| {
+            let (topic, group) = ("rf1", "rf1-group");
+            cluster::create_topic(c.node(1).kafka_addr(), topic, 3, 1)
+                .unwrap_or_else(|e| panic!("[{}] CreateTopics: {e}", c.name));
+            c.wait_leaders(topic, 3);
+            let consumer: BaseConsumer = member_config(&c.bootstrap(), group, &[])
+                .create()
+                .expect("a consumer");
+            let mut offsets = rdkafka::TopicPartitionList::new();
+            for partition in 0..3 {
+                offsets
+                    .add_partition_offset(topic, partition, Offset::Offset(7))
+                    .expect("an offset");
+            }
+            consumer
+                .commit(&offsets, CommitMode::Sync)
+                .unwrap_or_else(|e| panic!("[{}] commit: {e}", c.name));
+            assert_eq!(
+                committed(&c.bootstrap(), group, topic, 3),
+                vec![Offset::Offset(7); 3],
+                "[{}] every partition's commit holds",
+                c.name
+            );
+        },
+    );
+}
+
 fn run(name: &str, mode: &str, scenario: fn(&mut Cluster)) {
     let _slot = cluster::slot();
     let mut c = Cluster::start(&format!("{name}/{mode}"), &io_mode(mode), &[]);

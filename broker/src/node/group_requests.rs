@@ -32,6 +32,11 @@ const FIRST_LEAVE_WITH_MEMBERS: i16 = 3;
 /// OffsetFetch v8 made the request a group list.
 const FIRST_FETCH_WITH_GROUPS: i16 = 8;
 
+/// A group's authorized operations when DescribeGroups asks: READ (3),
+/// DELETE (6) and DESCRIBE (8), every operation a group has, as Kafka
+/// reports them without an authorizer.
+const GROUP_AUTHORIZED_OPERATIONS: i32 = 1 << 3 | 1 << 6 | 1 << 8;
+
 /// Which Kafka request a gather answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -42,7 +47,10 @@ enum Kind {
     OffsetCommit,
     OffsetFetch,
     ListGroups,
-    DescribeGroups,
+    DescribeGroups {
+        /// The request asked for each group's authorized operations.
+        include_operations: bool,
+    },
     DeleteGroups,
     OffsetDelete,
 }
@@ -268,8 +276,10 @@ impl Node {
                 let mut known: Vec<g::CommitTopic> = Vec::new();
                 for t in &r.topics {
                     let name = text(&t.name.0);
+                    // Existence is cluster-wide: the coordinator need not
+                    // host a replica of the partitions its group commits.
                     let (here, missing): (Vec<_>, Vec<_>) = t.partitions.iter().partition(|p| {
-                        self.by_name.contains_key(&TopicPartition {
+                        self.partition_exists(&TopicPartition {
                             topic: name.clone(),
                             partition: p.partition_index,
                         })
@@ -456,7 +466,8 @@ impl Node {
                         (Target::Group(id), build, fb)
                     })
                     .collect();
-                (Kind::DescribeGroups, parts)
+                let include_operations = r.include_authorized_operations;
+                (Kind::DescribeGroups { include_operations }, parts)
             }
             RequestKind::DeleteGroups(r) => {
                 let mut seen = std::collections::BTreeSet::new();
@@ -708,7 +719,7 @@ fn to_kafka(kind: Kind, responses: Vec<Response>) -> Option<ResponseKind> {
                     .with_groups(groups),
             )
         }
-        Kind::DescribeGroups => {
+        Kind::DescribeGroups { include_operations } => {
             let groups = responses
                 .into_iter()
                 .flat_map(|r| match r {
@@ -716,6 +727,14 @@ fn to_kafka(kind: Kind, responses: Vec<Response>) -> Option<ResponseKind> {
                     _ => Vec::new(),
                 })
                 .map(described_group)
+                .map(|g| {
+                    // No authorizer: every group operation, as Kafka answers.
+                    g.with_authorized_operations(if include_operations {
+                        GROUP_AUTHORIZED_OPERATIONS
+                    } else {
+                        i32::MIN
+                    })
+                })
                 .collect();
             ResponseKind::DescribeGroups(kp::DescribeGroupsResponse::default().with_groups(groups))
         }

@@ -24,6 +24,24 @@ const FIRST_VERSION_WITH_NULL_TOPICS: i16 = 1;
 /// Metadata v4 added `allow_auto_topic_creation`; earlier versions always allow.
 const FIRST_VERSION_WITH_AUTO_CREATE_FLAG: i16 = 4;
 
+/// What Metadata and DescribeCluster report as a client's authorized
+/// operations when asked: bits by Kafka's ACL operation codes (READ 3,
+/// WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12). Chronik has
+/// no authorizer, and Kafka without one reports every operation the
+/// resource type has: these eight for a topic.
+const TOPIC_AUTHORIZED_OPERATIONS: i32 =
+    1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
+
+/// The cluster's operations, as [`TOPIC_AUTHORIZED_OPERATIONS`] for topics:
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS
+/// and IDEMPOTENT_WRITE.
+const CLUSTER_AUTHORIZED_OPERATIONS: i32 =
+    1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+
+/// "Not provided": what Kafka answers when the request did not ask.
+const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
+
 impl Node {
     pub(super) fn metadata(
         &mut self,
@@ -31,6 +49,8 @@ impl Node {
         req: MetadataRequest,
     ) -> MetadataResponse {
         let version = header.api_version;
+        let include_topic_operations = req.include_topic_authorized_operations;
+        let include_cluster_operations = req.include_cluster_authorized_operations;
         let allow_create = self.cfg.auto_create_topics
             && (version < FIRST_VERSION_WITH_AUTO_CREATE_FLAG || req.allow_auto_topic_creation);
         let wanted: Option<Vec<(Option<String>, Uuid)>> = match req.topics {
@@ -42,7 +62,7 @@ impl Node {
                     .collect(),
             ),
         };
-        let topics = match wanted {
+        let topics: Vec<MetadataResponseTopic> = match wanted {
             None => {
                 let names: Vec<String> = self.table.topics.keys().cloned().collect();
                 names.iter().map(|n| self.topic_metadata(n)).collect()
@@ -56,19 +76,25 @@ impl Node {
                             .with_topic_id(id)
                             .with_error_code(ResponseError::UnknownTopicId.code()),
                         Some(n) => {
+                            // Kafka answers INVALID_TOPIC_EXCEPTION for a name
+                            // no topic could have, so producers fail fast.
+                            if !self.table.topics.contains_key(&n) {
+                                if let Some(why) = proto_core::metadata::invalid_topic_name(&n) {
+                                    tracing::debug!(topic = %n, %why, "Metadata for an invalid topic name");
+                                    return MetadataResponseTopic::default()
+                                        .with_name(Some(TopicName(StrBytes::from_string(n))))
+                                        .with_error_code(ResponseError::InvalidTopicException.code());
+                                }
+                            }
                             if allow_create
                                 && !self.table.topics.contains_key(&n)
                                 && self.cluster.is_some()
                                 && self.metadata_caught_up()
                             {
-                                if let Some(why) = proto_core::metadata::invalid_topic_name(&n) {
-                                    tracing::debug!(topic = %n, %why, "not auto-creating");
-                                } else {
-                                    self.cluster_auto_create(&n);
-                                    return MetadataResponseTopic::default()
-                                        .with_name(Some(TopicName(StrBytes::from_string(n))))
-                                        .with_error_code(ResponseError::LeaderNotAvailable.code());
-                                }
+                                self.cluster_auto_create(&n);
+                                return MetadataResponseTopic::default()
+                                    .with_name(Some(TopicName(StrBytes::from_string(n))))
+                                    .with_error_code(ResponseError::LeaderNotAvailable.code());
                             }
                             // A cluster node creates only through the
                             // controller (above); until its metadata log
@@ -103,11 +129,24 @@ impl Node {
                     .with_rack(b.rack.map(StrBytes::from_string))
             })
             .collect();
+        let topics = if include_topic_operations {
+            topics
+                .into_iter()
+                .map(|t| t.with_topic_authorized_operations(TOPIC_AUTHORIZED_OPERATIONS))
+                .collect()
+        } else {
+            topics
+        };
         MetadataResponse::default()
             .with_brokers(brokers)
             .with_cluster_id(Some(StrBytes::from_string(self.cfg.cluster_id.clone())))
             .with_controller_id(BrokerId(self.controller_id()))
             .with_topics(topics)
+            .with_cluster_authorized_operations(if include_cluster_operations {
+                CLUSTER_AUTHORIZED_OPERATIONS
+            } else {
+                OPERATIONS_NOT_ASKED
+            })
     }
 
     /// Every broker clients may be sent to: this one alone, or every
@@ -142,12 +181,20 @@ impl Node {
     /// lives on other brokers (NOT_LEADER_OR_FOLLOWER, so the client asks
     /// Metadata again), or it does not exist.
     pub(super) fn not_hosted_error(&self, tp: &TopicPartition) -> ResponseError {
-        match self.table.topics.get(&tp.topic) {
-            Some(t) if (0..t.partitions).contains(&tp.partition) => {
-                ResponseError::NotLeaderOrFollower
-            }
-            _ => ResponseError::UnknownTopicOrPartition,
+        if self.partition_exists(tp) {
+            ResponseError::NotLeaderOrFollower
+        } else {
+            ResponseError::UnknownTopicOrPartition
         }
+    }
+
+    /// Whether `tp` exists anywhere in the cluster (the topic table mirrors
+    /// the metadata image), whether or not this node hosts a replica.
+    pub(super) fn partition_exists(&self, tp: &TopicPartition) -> bool {
+        self.table
+            .topics
+            .get(&tp.topic)
+            .is_some_and(|t| (0..t.partitions).contains(&tp.partition))
     }
 
     /// The controller's id as Metadata reports it (-1: none known).
@@ -242,7 +289,9 @@ impl Node {
             .with_partitions(partitions)
     }
 
-    pub(super) fn describe_cluster(&self) -> DescribeClusterResponse {
+    /// DescribeCluster; `include_operations` asks for the cluster's
+    /// authorized operations.
+    pub(super) fn describe_cluster(&self, include_operations: bool) -> DescribeClusterResponse {
         let brokers = self
             .brokers()
             .into_iter()
@@ -258,6 +307,11 @@ impl Node {
             .with_cluster_id(StrBytes::from_string(self.cfg.cluster_id.clone()))
             .with_controller_id(BrokerId(self.controller_id()))
             .with_brokers(brokers)
+            .with_cluster_authorized_operations(if include_operations {
+                CLUSTER_AUTHORIZED_OPERATIONS
+            } else {
+                OPERATIONS_NOT_ASKED
+            })
     }
 }
 

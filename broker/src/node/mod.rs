@@ -465,9 +465,9 @@ impl Node {
                 crate::protocol::api_versions_response(),
             )),
             RequestKind::Metadata(r) => Some(ResponseKind::Metadata(self.metadata(&header, r))),
-            RequestKind::DescribeCluster(_) => {
-                Some(ResponseKind::DescribeCluster(self.describe_cluster()))
-            }
+            RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(
+                self.describe_cluster(r.include_cluster_authorized_operations),
+            )),
             RequestKind::Produce(r) => self.produce(reply, &header, r),
             RequestKind::Fetch(r) => self.fetch(reply, &header, r),
             RequestKind::ListOffsets(r) => {

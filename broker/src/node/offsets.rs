@@ -1,8 +1,11 @@
-//! ListOffsets: earliest, latest and by timestamp.
+//! ListOffsets: earliest, latest, by timestamp and max timestamp.
 //!
 //! Latest is the high watermark: the offset after the last committed record,
 //! which is what a consumer can read (Kafka answers the same for
 //! `read_uncommitted`; without transactions the last stable offset equals it).
+//! There is no tiered storage: earliest-local (-4) is earliest, and
+//! latest-tiered (-5) finds nothing (offset -1), as Kafka answers when
+//! remote storage is off.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -19,6 +22,12 @@ use proto_core::storage::batch::BatchHeader;
 /// The special timestamps of ListOffsets.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// The record with the highest timestamp (KIP-734, v7).
+const MAX_TIMESTAMP: i64 = -3;
+/// The first offset on local storage (KIP-405, v8).
+const EARLIEST_LOCAL: i64 = -4;
+/// The last offset in tiered storage (KIP-1005, v9).
+const LATEST_TIERED: i64 = -5;
 
 impl Node {
     pub(super) fn list_offsets(
@@ -53,7 +62,7 @@ impl Node {
             partition,
         };
         let Some(p) = self.by_name.get(&tp).and_then(|g| self.partitions.get(g)) else {
-            return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+            return base.with_error_code(self.not_hosted_error(&tp).code());
         };
         let Some(epoch) = p.leader_epoch else {
             return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
@@ -61,7 +70,16 @@ impl Node {
         let base = base.with_leader_epoch(epoch);
         match ts {
             LATEST => base.with_offset(p.high_watermark),
-            EARLIEST => base.with_offset(self.store.log_start_offset(&tp)),
+            EARLIEST | EARLIEST_LOCAL => base.with_offset(self.store.log_start_offset(&tp)),
+            LATEST_TIERED => base,
+            MAX_TIMESTAMP => match self.max_timestamp_record(&tp, p.high_watermark) {
+                Ok(Some((offset, found))) => base.with_offset(offset).with_timestamp(found),
+                Ok(None) => base,
+                Err(e) => {
+                    tracing::error!(%tp, error = %e, "max timestamp lookup failed");
+                    base.with_error_code(ResponseError::KafkaStorageError.code())
+                }
+            },
             0.. => {
                 let found =
                     self.store
@@ -84,7 +102,6 @@ impl Node {
                     }
                 }
             }
-            // -3 (max timestamp, KIP-734) and anything else: not supported.
             _ => base.with_error_code(ResponseError::InvalidRequest.code()),
         }
     }
@@ -95,6 +112,24 @@ impl Node {
 const MAX_RECORDS_TO_SCAN: i32 = 1 << 20;
 
 impl Node {
+    /// The first record with the highest timestamp below `high_watermark`,
+    /// as (offset, timestamp): the batch with the highest max timestamp
+    /// (the first of equals), then the record in it that carries it.
+    fn max_timestamp_record(
+        &self,
+        tp: &TopicPartition,
+        high_watermark: i64,
+    ) -> std::io::Result<Option<(i64, i64)>> {
+        let mut best: Option<(i64, i64)> = None;
+        self.store.scan_headers(tp, &mut |h| {
+            if h.base_offset < high_watermark && best.is_none_or(|(_, max)| h.max_timestamp > max) {
+                best = Some((h.base_offset, h.max_timestamp));
+            }
+        })?;
+        best.map(|(offset, max)| self.record_at_or_after(tp, offset, max, max))
+            .transpose()
+    }
+
     /// The first record at or after `ts` in the batch starting at
     /// `batch_offset` (whose max timestamp is `max`), as Kafka answers
     /// ListOffsets: record by record, decompressing if need be.
