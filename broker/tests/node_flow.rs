@@ -246,6 +246,12 @@ fn idempotent_batch(n: usize, tag: &str, producer: i64, epoch: i16, seq: i32) ->
             value: Some(v.as_bytes()),
         })
         .collect();
+    encode(&records, producer, epoch, seq)
+}
+
+/// A client-style batch of `records` (base offset 0, base timestamp
+/// 1_700_000_000_000) from producer `producer` at `seq` (-1s: none).
+fn encode(records: &[Record], producer: i64, epoch: i16, seq: i32) -> Bytes {
     let spec = BatchSpec {
         base_offset: 0,
         partition_leader_epoch: -1,
@@ -255,7 +261,7 @@ fn idempotent_batch(n: usize, tag: &str, producer: i64, epoch: i16, seq: i32) ->
         producer_epoch: epoch,
         base_sequence: seq,
     };
-    Bytes::from(encode_batch(&spec, &records))
+    Bytes::from(encode_batch(&spec, records))
 }
 
 fn tempdir() -> tempfile::TempDir {
@@ -1060,16 +1066,7 @@ fn batch_with_deltas(deltas: &[i64]) -> Bytes {
             value: Some(b"v"),
         })
         .collect();
-    let spec = BatchSpec {
-        base_offset: 0,
-        partition_leader_epoch: -1,
-        attributes: 0,
-        base_timestamp: 1_700_000_000_000,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-    };
-    Bytes::from(encode_batch(&spec, &records))
+    encode(&records, -1, -1, -1)
 }
 
 #[test]

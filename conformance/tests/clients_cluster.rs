@@ -147,11 +147,7 @@ fn retention_holds_for_a_follower() {
         let created = block_on(a.create_topics(&[new], &admin_opts())).expect("CreateTopics");
         assert_eq!(created, vec![Ok(topic.to_string())], "{ctx}: create");
         let leader = c.wait_leaders(topic, 1)[0];
-        let follower = c
-            .ids()
-            .into_iter()
-            .find(|&n| n != leader)
-            .expect("a follower");
+        let follower = c.other_than(leader);
         let (p, reports) = producer_all(
             c,
             &[
@@ -492,11 +488,7 @@ fn lifecycle(c: &mut Cluster) {
     let ctx = format!("[{}] {topic}", c.name);
     let partitions = 2;
     let controller = c.controller();
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|&n| n != controller)
-        .expect("a node besides the controller");
+    let follower = c.other_than(controller);
     c.note(&format!(
         "controller node {controller}, creating through node {follower}"
     ));
@@ -561,11 +553,7 @@ fn far_behind_follower(c: &mut Cluster) {
     cluster::create_topic(c.node(c.controller()).kafka_addr(), topic, 1, 3)
         .unwrap_or_else(|e| panic!("{ctx}: CreateTopics: {e}"));
     let leader = c.wait_leaders(topic, 1)[0];
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|&n| n != leader)
-        .expect("a follower");
+    let follower = c.other_than(leader);
     c.note(&format!(
         "leader node {leader}, stopping follower {follower}"
     ));

@@ -201,6 +201,15 @@ impl Cluster {
         self.nodes.iter().map(|n| n.node_id()).collect()
     }
 
+    /// The first node that is not `id` (a follower of `id`'s partition on
+    /// an rf-3 topic of three nodes).
+    pub fn other_than(&self, id: u32) -> u32 {
+        self.ids()
+            .into_iter()
+            .find(|&n| n != id)
+            .unwrap_or_else(|| panic!("[{}] a node besides node {id}", self.name))
+    }
+
     /// The ids of the nodes whose process runs.
     pub fn running(&self) -> Vec<u32> {
         self.nodes

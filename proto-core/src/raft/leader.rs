@@ -242,14 +242,7 @@ impl Raft {
             self.log.term(prev_index)
         };
         let Some(prev_term) = known.or(prev_term).filter(|_| !entries.is_empty()) else {
-            tracing::warn!(
-                node = self.id.0,
-                peer = to.0,
-                from = from.0,
-                "storage no longer holds the entries a follower needs; sending the snapshot"
-            );
-            self.start_snapshot(to);
-            return;
+            return self.snapshot_instead(to, from, "storage no longer holds them");
         };
         let snapshot_last = self.log.snapshot_last();
         let entries: Vec<Entry> = entries
@@ -267,14 +260,7 @@ impl Raft {
             .filter(|e| e.index == snapshot_last.index)
             .is_none_or(|e| e.term == snapshot_last.term);
         if entries.is_empty() || !contiguous || !agrees {
-            tracing::error!(
-                node = self.id.0,
-                peer = to.0,
-                from = from.0,
-                "entries loaded from storage do not fit the log; sending the snapshot"
-            );
-            self.start_snapshot(to);
-            return;
+            return self.snapshot_instead(to, from, "what storage returned does not fit the log");
         }
         let prev = LogId {
             term: prev_term,
@@ -523,6 +509,19 @@ impl Raft {
             }
         }
         self.release_acknowledged_reads();
+    }
+
+    /// Sends `to` the snapshot because the compacted entries from `from` on
+    /// cannot be sent, for the reason `why`.
+    fn snapshot_instead(&mut self, to: NodeId, from: LogIndex, why: &str) {
+        tracing::warn!(
+            node = self.id.0,
+            peer = to.0,
+            from = from.0,
+            why,
+            "cannot send a follower the compacted entries it needs; sending the snapshot"
+        );
+        self.start_snapshot(to);
     }
 
     /// Switches `to` to receiving the latest snapshot; false if there is none.
