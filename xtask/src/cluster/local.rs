@@ -325,13 +325,39 @@ impl Drop for LocalCluster {
     }
 }
 
-/// `n` distinct loopback addresses nobody listens on: every one is held
-/// until all are picked, so none is handed out twice.
+/// Where [`free_ports`] looks: below Linux's ephemeral range (32768 and
+/// up by default), which outgoing connections draw their source ports from.
+/// A port picked there can be taken by any client or proxy connection
+/// before the node binds it, or while a killed node is down; this range
+/// only another listener can take.
+const PICK_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// `n` distinct loopback addresses nobody listens on, from [`PICK_PORTS`]
+/// starting at a point that differs between processes (so concurrent runs
+/// rarely probe the same ports): every one is held until all are picked, so
+/// none is handed out twice.
 fn free_ports(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
-    let held = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("pick free loopback ports")?;
+    let span = u32::from(PICK_PORTS.end - PICK_PORTS.start);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let start = (std::process::id() ^ nanos) % span;
+    let mut held = Vec::with_capacity(n);
+    for i in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = PICK_PORTS.start + ((start + i) % span) as u16;
+        if let Ok(l) = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        bail!(
+            "only {} free loopback ports in {PICK_PORTS:?}, {n} needed",
+            held.len()
+        );
+    }
     held.iter()
         .map(|l| l.local_addr().context("a picked port's address"))
         .collect()
