@@ -427,19 +427,23 @@ impl LogStore for DiskStore {
         &self,
         tp: &TopicPartition,
         from: u64,
+        last: u64,
         max_bytes: usize,
-    ) -> io::Result<Vec<Entry>> {
+    ) -> io::Result<(Option<u64>, Vec<Entry>)> {
         let Some(log) = self.log(tp) else {
-            return Ok(Vec::new());
+            return Ok((None, Vec::new()));
         };
-        let stored = lock(&log).entries_from(from, max_bytes)?;
-        stored
+        let log = lock(&log);
+        let prev_term = log.term_at(from.saturating_sub(1));
+        let entries = log
+            .entries_between(from, last, max_bytes)?
             .into_iter()
             .map(|e| {
                 to_raft_entry(e)
                     .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, format!("{tp}: {m}")))
             })
-            .collect()
+            .collect::<io::Result<_>>()?;
+        Ok((prev_term, entries))
     }
 
     fn hold_for_replicas(&self, tp: &TopicPartition, from: Option<u64>) {
@@ -447,10 +451,6 @@ impl LogStore for DiskStore {
             p.replica_hold
                 .store(from.unwrap_or(u64::MAX), Ordering::Release);
         }
-    }
-
-    fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64> {
-        self.log(tp).and_then(|l| lock(&l).term_at(index))
     }
 
     fn log_start_offset(&self, tp: &TopicPartition) -> i64 {

@@ -78,22 +78,22 @@ pub trait LogStore {
     /// `raft_index`: the high watermark when that index is known committed
     /// (a restart's snapshot marker).
     fn next_offset_after(&self, tp: &TopicPartition, raft_index: u64) -> io::Result<i64>;
-    /// `tp`'s Raft entries from index `from` on, up to `max_bytes` but at
-    /// least one: what a leader sends a follower that is behind its in-memory
-    /// Raft log. Empty if `from` is no longer stored.
+    /// What a leader sends a follower that is behind its in-memory Raft log:
+    /// the term of `tp`'s stored entry at `from - 1` (if stored) and the
+    /// stored entries `from..=last`, up to `max_bytes` but at least one
+    /// (none if `from` is no longer stored).
     fn raft_entries(
         &self,
         tp: &TopicPartition,
         from: u64,
+        last: u64,
         max_bytes: usize,
-    ) -> io::Result<Vec<Entry>>;
+    ) -> io::Result<(Option<u64>, Vec<Entry>)>;
     /// Asks retention to keep `tp`'s entries from Raft index `from` on, the
     /// first one a lagging replica still needs (`None`: nothing to hold), as
     /// long as the log stays within twice its retention limits. A partition's
     /// leader sets it: a follower behind the leader's log cannot catch up.
     fn hold_for_replicas(&self, tp: &TopicPartition, from: Option<u64>);
-    /// The term of `tp`'s stored Raft entry at `index`, if it is stored.
-    fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64>;
     /// The first offset still stored.
     fn log_start_offset(&self, tp: &TopicPartition) -> i64;
     /// The offset the next data record will get.

@@ -189,14 +189,12 @@ impl LogStore for NullStore {
         &self,
         _: &TopicPartition,
         _: u64,
+        _: u64,
         _: usize,
-    ) -> std::io::Result<Vec<proto_core::raft::Entry>> {
-        Ok(Vec::new())
+    ) -> std::io::Result<(Option<u64>, Vec<proto_core::raft::Entry>)> {
+        Ok((None, Vec::new()))
     }
     fn hold_for_replicas(&self, _: &TopicPartition, _: Option<u64>) {}
-    fn raft_term(&self, _: &TopicPartition, _: u64) -> Option<u64> {
-        None
-    }
     fn log_start_offset(&self, _: &TopicPartition) -> i64 {
         0
     }

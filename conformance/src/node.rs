@@ -56,11 +56,16 @@ impl Disk {
         }
     }
 
-    /// Stored entries from `from` on, up to `max_bytes` but at least one.
-    pub fn load(&self, from: LogIndex, max_bytes: usize) -> Vec<Entry> {
+    /// Stored entries `from..=last`, up to `max_bytes` but at least one.
+    pub fn load(&self, from: LogIndex, last: LogIndex, max_bytes: usize) -> Vec<Entry> {
         let mut bytes = 0;
         let mut out = Vec::new();
-        for e in self.entries.iter().skip_while(|e| e.index < from) {
+        let wanted = self
+            .entries
+            .iter()
+            .skip_while(|e| e.index < from)
+            .take_while(|e| e.index <= last);
+        for e in wanted {
             bytes += e.size();
             if !out.is_empty() && bytes > max_bytes {
                 break;
@@ -98,6 +103,19 @@ impl Disk {
     }
 }
 
+/// An [`Action::LoadEntries`] the node has not answered yet.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// The follower the entries are for.
+    pub to: NodeId,
+    /// The first index to read.
+    pub from: LogIndex,
+    /// The last index to read.
+    pub last: LogIndex,
+    /// Soft limit on the bytes read.
+    pub max_bytes: usize,
+}
+
 /// A node: the Raft group, its model disk, and its state machine (the applied
 /// application data, in order).
 pub struct Node {
@@ -122,8 +140,8 @@ pub struct Node {
     /// Whether entry loads wait in `held_loads` instead of being answered at
     /// once (traces use it to answer a load after the leader moved on).
     pub hold_loads: bool,
-    /// Loads asked for while `hold_loads` was on: (follower, from, max bytes).
-    pub held_loads: Vec<(NodeId, LogIndex, usize)>,
+    /// Loads asked for while `hold_loads` was on, oldest first.
+    pub held_loads: Vec<Load>,
 }
 
 impl Node {
@@ -159,17 +177,24 @@ impl Node {
         result
     }
 
-    /// Answers `loads` from the disk, and the loads the answers ask for; or,
-    /// while `hold_loads` is on, keeps them for [`Node::answer_held_loads`].
-    fn answer(&mut self, mut loads: Vec<(NodeId, LogIndex, usize)>) {
+    /// Answers `loads` from the disk, oldest first, and the loads the
+    /// answers ask for; or, while `hold_loads` is on, keeps them for
+    /// [`Node::answer_held_loads`].
+    fn answer(&mut self, loads: Vec<Load>) {
         if self.hold_loads {
-            self.held_loads.append(&mut loads);
+            self.held_loads.extend(loads);
             return;
         }
-        loads.reverse();
-        while let Some((to, from, max_bytes)) = loads.pop() {
+        let mut loads = VecDeque::from(loads);
+        while let Some(Load {
+            to,
+            from,
+            last,
+            max_bytes,
+        }) = loads.pop_front()
+        {
             let prev_term = self.disk.term(from.prev());
-            let entries = self.disk.load(from, max_bytes);
+            let entries = self.disk.load(from, last, max_bytes);
             // Loads are not requests; they are never refused.
             let _ = self.raft.step(Event::EntriesLoaded {
                 to,
@@ -177,8 +202,7 @@ impl Node {
                 prev_term,
                 entries,
             });
-            let more = self.collect();
-            loads.splice(0..0, more.into_iter().rev());
+            loads.extend(self.collect());
         }
     }
 
@@ -190,7 +214,7 @@ impl Node {
     }
 
     /// Sorts the actions taken so far; returns the loads asked for.
-    fn collect(&mut self) -> Vec<(NodeId, LogIndex, usize)> {
+    fn collect(&mut self) -> Vec<Load> {
         let mut loads = Vec::new();
         for action in self.raft.take_actions() {
             if let Some(rec) = &mut self.recorded {
@@ -210,8 +234,14 @@ impl Node {
                 Action::LoadEntries {
                     to,
                     from,
+                    last,
                     max_bytes,
-                } => loads.push((to, from, max_bytes)),
+                } => loads.push(Load {
+                    to,
+                    from,
+                    last,
+                    max_bytes,
+                }),
                 other => self.notices.push(other),
             }
         }

@@ -366,15 +366,7 @@ fn leader_failover(c: &mut Cluster) {
     }
     drop(p);
 
-    let got = consume(&c.bootstrap(), topic, 0, 2 * RECORDS);
-    assert_contiguous(&ctx, &got);
-    for (i, m) in got.iter().enumerate() {
-        assert_eq!(
-            m.payload(),
-            numbered(topic, i).value.as_deref(),
-            "{ctx}: record at offset {i}"
-        );
-    }
+    read_numbered(c, &ctx, topic, 2 * RECORDS);
     c.wait_logs_identical(topic, 0, &c.running());
 }
 
@@ -579,15 +571,7 @@ fn far_behind_follower(c: &mut Cluster) {
     c.note(&format!("node {follower} caught up"));
 
     c.kill9(leader);
-    let got = consume(&c.bootstrap(), topic, 0, MISSED_BATCHES);
-    assert_contiguous(&ctx, &got);
-    for (i, m) in got.iter().enumerate() {
-        assert_eq!(
-            m.payload(),
-            numbered(topic, i).value.as_deref(),
-            "{ctx}: record at offset {i}"
-        );
-    }
+    read_numbered(c, &ctx, topic, MISSED_BATCHES);
 }
 
 /// Two of three nodes SIGKILLed: an acks=all produce fails instead of being
@@ -717,6 +701,20 @@ fn assert_ids(ctx: &str, topic: &str, got: &[OwnedMessage], ids: Range<usize>) {
         ids.clone().collect::<Vec<_>>(),
         "{ctx}: not exactly records {ids:?}"
     );
+}
+
+/// Reads partition 0 of `topic` from offset 0 and asserts it holds exactly
+/// records `numbered(topic, 0..n)`, in order, at contiguous offsets.
+fn read_numbered(c: &Cluster, ctx: &str, topic: &str, n: usize) {
+    let got = consume(&c.bootstrap(), topic, 0, n);
+    assert_contiguous(ctx, &got);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(
+            m.payload(),
+            numbered(topic, i).value.as_deref(),
+            "{ctx}: record at offset {i}"
+        );
+    }
 }
 
 /// Each partition's log end offset.

@@ -71,6 +71,13 @@ fn raft_entries_take_no_offset_and_are_never_served() {
         1,
         "at least one entry"
     );
+    let bounded = log.entries_between(2, 3, usize::MAX).unwrap();
+    assert_eq!(
+        bounded.iter().map(|e| e.raft_index).collect::<Vec<_>>(),
+        vec![2, 3],
+        "nothing past the last index asked for"
+    );
+    assert!(log.entries_between(4, 3, usize::MAX).unwrap().is_empty());
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub(super) struct EntryLoad {
     pub to: NodeId,
     /// The first index to read.
     pub from: LogIndex,
+    /// The last index to read.
+    pub last: LogIndex,
     /// Soft limit on the bytes read.
     pub max_bytes: usize,
 }
@@ -73,17 +75,17 @@ impl Node {
             return;
         }
         for (&group, p) in &self.partitions {
-            let hold = self.raft.group(group).and_then(|r| {
-                (r.role() == raft::Role::Leader)
-                    .then(|| {
-                        r.progress()
-                            .iter()
-                            .filter(|(id, _)| **id != r.id())
-                            .map(|(_, pr)| pr.matched.0 + 1)
-                            .min()
-                    })
-                    .flatten()
-            });
+            let hold = self
+                .raft
+                .group(group)
+                .filter(|r| r.role() == raft::Role::Leader)
+                .and_then(|r| {
+                    r.progress()
+                        .iter()
+                        .filter(|(id, _)| **id != r.id())
+                        .map(|(_, pr)| pr.matched.0 + 1)
+                        .min()
+                });
             self.store.hold_for_replicas(&p.tp, hold);
         }
     }
@@ -141,12 +143,11 @@ impl Node {
         let Some(p) = self.partitions.get(&load.group) else {
             return Some((None, Vec::new()));
         };
-        let prev_term = self
+        match self
             .store
-            .raft_term(&p.tp, load.from.0.saturating_sub(1))
-            .map(Term);
-        match self.store.raft_entries(&p.tp, load.from.0, load.max_bytes) {
-            Ok(entries) => Some((prev_term, entries)),
+            .raft_entries(&p.tp, load.from.0, load.last.0, load.max_bytes)
+        {
+            Ok((prev_term, entries)) => Some((prev_term.map(Term), entries)),
             Err(error) => {
                 tracing::error!(tp = %p.tp, from = load.from.0, %error,
                     "cannot read Raft entries for a follower; trying again next tick");

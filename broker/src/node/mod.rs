@@ -725,13 +725,12 @@ impl Node {
         // change), and the writes that step makes must queue behind these.
         // A group's writes complete in sequence order, and a completion
         // confirms every earlier write.
-        let (writes, rest): (Vec<Action>, Vec<Action>) = self
-            .raft
-            .take_actions()
-            .into_iter()
-            .partition(|a| matches!(a, Action::Persist { .. }));
+        let mut actions = self.raft.take_actions();
         let mut unhandled = Vec::new();
-        for action in writes.into_iter().chain(rest) {
+        let writes: Vec<Action> = actions
+            .extract_if(.., |a| matches!(a, Action::Persist { .. }))
+            .collect();
+        for action in writes.into_iter().chain(actions) {
             if let Some(a) = self.raft_action(action) {
                 unhandled.push(a);
             }
@@ -793,12 +792,14 @@ impl Node {
                 group,
                 to,
                 from,
+                last,
                 max_bytes,
             } => {
                 self.loads.push(entry_loads::EntryLoad {
                     group,
                     to,
                     from,
+                    last,
                     max_bytes,
                 });
                 None

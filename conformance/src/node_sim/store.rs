@@ -388,33 +388,31 @@ impl LogStore for SimStore {
         &self,
         tp: &TopicPartition,
         from: u64,
+        last: u64,
         max_bytes: usize,
-    ) -> io::Result<Vec<Entry>> {
+    ) -> io::Result<(Option<u64>, Vec<Entry>)> {
         let disk = lock(&self.0);
         let Some(log) = disk.logs.get(tp) else {
-            return Ok(Vec::new());
+            return Ok((None, Vec::new()));
         };
+        let prev_term = log.entry(from.saturating_sub(1)).map(|e| e.entry.term.0);
         let mut out = Vec::new();
         let mut bytes = 0;
-        let mut index = from;
-        while let Some(stored) = log.entry(index) {
+        for index in from..=last {
+            let Some(stored) = log.entry(index) else {
+                break;
+            };
             bytes += stored.entry.size();
             if !out.is_empty() && bytes > max_bytes {
                 break;
             }
             out.push(stored.entry.clone());
-            index += 1;
         }
-        Ok(out)
+        Ok((prev_term, out))
     }
 
     /// The model disk has no retention: nothing to hold.
     fn hold_for_replicas(&self, _: &TopicPartition, _: Option<u64>) {}
-
-    fn raft_term(&self, tp: &TopicPartition, index: u64) -> Option<u64> {
-        let disk = lock(&self.0);
-        Some(disk.logs.get(tp)?.entry(index)?.entry.term.0)
-    }
 
     fn log_start_offset(&self, tp: &TopicPartition) -> i64 {
         lock(&self.0).logs.get(tp).map_or(0, |l| l.start_offset)

@@ -127,8 +127,23 @@ impl PartitionLog {
     /// least one: for replication to followers and for a Raft restart. Empty
     /// if `raft_index` is not stored.
     pub fn entries_from(&self, raft_index: u64, max_bytes: usize) -> io::Result<Vec<LogEntry>> {
+        self.entries_between(raft_index, u64::MAX, max_bytes)
+    }
+
+    /// [`PartitionLog::entries_from`], stopping after `last_raft_index`: a
+    /// leader loading what a follower lacks reads only what its in-memory
+    /// Raft log no longer holds.
+    pub fn entries_between(
+        &self,
+        raft_index: u64,
+        last_raft_index: u64,
+        max_bytes: usize,
+    ) -> io::Result<Vec<LogEntry>> {
         let mut out = Vec::new();
-        if raft_index < self.first_raft_index() || raft_index > self.last_raft_index() {
+        if raft_index < self.first_raft_index()
+            || raft_index > self.last_raft_index()
+            || raft_index > last_raft_index
+        {
             return Ok(out);
         }
         let (first, at) = self.locate(raft_index)?;
@@ -139,7 +154,7 @@ impl PartitionLog {
             for b in seg.walk(from) {
                 let b = b?;
                 let len = b.header.total_len();
-                if total > 0 && total + len > max_bytes {
+                if next_index > last_raft_index || (total > 0 && total + len > max_bytes) {
                     return Ok(out);
                 }
                 total += len;

@@ -196,6 +196,8 @@ pub enum Action {
         to: NodeId,
         /// The first index to read.
         from: LogIndex,
+        /// The last index to read.
+        last: LogIndex,
         /// Soft limit on the entries' bytes.
         max_bytes: usize,
     },
@@ -235,11 +237,13 @@ impl Action {
             raft::Action::LoadEntries {
                 to,
                 from,
+                last,
                 max_bytes,
             } => Action::LoadEntries {
                 group,
                 to,
                 from,
+                last,
                 max_bytes,
             },
         })
@@ -283,10 +287,11 @@ impl fmt::Display for Action {
                 group,
                 to,
                 from,
+                last,
                 max_bytes,
             } => write!(
                 f,
-                "{group} LoadEntries to:{to} from:{from} max_bytes:{max_bytes}"
+                "{group} LoadEntries to:{to} from:{from} last:{last} max_bytes:{max_bytes}"
             ),
             Action::PeerLiveness { peer, alive } => {
                 let state = if *alive { "alive" } else { "down" };

@@ -158,7 +158,7 @@ pub enum Action {
         leader: Option<NodeId>,
     },
     /// Read the stored term of the entry before `from` and the stored entries
-    /// from `from` on, up to `max_bytes` (but at least one), and answer with
+    /// `from..=last`, up to `max_bytes` (but at least one), and answer with
     /// [`Event::EntriesLoaded`]: follower `to` needs entries the in-memory log
     /// compacted away. Only with
     /// [`Config::load_compacted`](super::Config::load_compacted).
@@ -167,6 +167,9 @@ pub enum Action {
         to: NodeId,
         /// The first index to read.
         from: LogIndex,
+        /// The last index to read: the compaction point, after which the
+        /// in-memory log sends.
+        last: LogIndex,
         /// Soft limit on the entries' bytes.
         max_bytes: usize,
     },
@@ -216,8 +219,12 @@ impl fmt::Display for Action {
             Action::LoadEntries {
                 to,
                 from,
+                last,
                 max_bytes,
-            } => write!(f, "LoadEntries to:{to} from:{from} max_bytes:{max_bytes}"),
+            } => write!(
+                f,
+                "LoadEntries to:{to} from:{from} last:{last} max_bytes:{max_bytes}"
+            ),
         }
     }
 }

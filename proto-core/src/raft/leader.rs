@@ -205,14 +205,15 @@ impl Raft {
         self.actions.push(Action::LoadEntries {
             to,
             from: pr.next,
+            last: self.log.snapshot_last().index,
             max_bytes: self.cfg.max_msg_bytes,
         });
         false
     }
 
     /// Sends what storage loaded for `to` (see [`Raft::send_compacted`]), then
-    /// goes on replicating. Entries past the in-memory log's start are dropped:
-    /// the log itself sends those.
+    /// goes on replicating. Entries past the compaction point (storage was
+    /// asked for none) are dropped: the in-memory log sends those.
     pub(super) fn handle_entries_loaded(
         &mut self,
         to: NodeId,
