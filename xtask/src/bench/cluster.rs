@@ -225,40 +225,26 @@ pub fn run(
         }
     }
 
-    let failover = match (do_failover, nodes >= 3) {
-        (false, _) => None,
-        (true, false) => {
-            note_line("failover: skipped, a leader can only be replaced with 3 or more nodes");
-            None
-        }
-        (true, true) => match run_failover(&env, rf, plan.kills) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                note_line(&format!("[failover]: FAILED: {e:#}"));
-                failures.push(("failover".into(), format!("{e:#}")));
-                None
-            }
-        },
-    };
+    let failover = part_of_three(
+        do_failover,
+        nodes,
+        "failover",
+        "a leader can only be replaced with 3 or more nodes",
+        &mut failures,
+        || run_failover(&env, rf, plan.kills),
+    );
     if let Some(e) = failover.as_ref().and_then(|r| r.error.clone()) {
         failures.push(("failover".into(), e));
     }
 
-    let catch_up = match (do_catch_up, nodes >= 3) {
-        (false, _) => None,
-        (true, false) => {
-            note_line("catch-up: skipped, it needs a follower to stop while two replicas write");
-            None
-        }
-        (true, true) => match run_catch_up(&env, rf, plan.catch_up) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                note_line(&format!("[catch-up]: FAILED: {e:#}"));
-                failures.push(("catch-up".into(), format!("{e:#}")));
-                None
-            }
-        },
-    };
+    let catch_up = part_of_three(
+        do_catch_up,
+        nodes,
+        "catch-up",
+        "it needs a follower to stop while two replicas write",
+        &mut failures,
+        || run_catch_up(&env, rf, plan.catch_up),
+    );
 
     let idle = if do_idle {
         match run_idle(&env, plan.idle) {
@@ -348,6 +334,34 @@ impl Env<'_> {
             name,
             &extra,
         )
+    }
+}
+
+/// Runs the part `name` if `enabled` and the cluster has the 3 nodes it
+/// needs (else says why it is skipped: `needs`); a failure is printed and
+/// added to `failures`.
+fn part_of_three<T>(
+    enabled: bool,
+    nodes: u32,
+    name: &str,
+    needs: &str,
+    failures: &mut Vec<(String, String)>,
+    run: impl FnOnce() -> anyhow::Result<T>,
+) -> Option<T> {
+    if !enabled {
+        return None;
+    }
+    if nodes < 3 {
+        note_line(&format!("{name}: skipped, {needs}"));
+        return None;
+    }
+    match run() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            note_line(&format!("[{name}]: FAILED: {e:#}"));
+            failures.push((name.into(), format!("{e:#}")));
+            None
+        }
     }
 }
 
