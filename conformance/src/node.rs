@@ -10,8 +10,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use proto_core::raft::{
-    Action, Config, ConfigError, Entry, Event, HardState, LogIndex, Membership, Message, NodeId,
-    Payload, PersistWrite, Raft, Refused, Restored, Snapshot, Term,
+    Action, Config, ConfigError, Entry, Event, HardState, LogId, LogIndex, Membership, Message,
+    NodeId, Payload, PersistWrite, Raft, Refused, Restored, Snapshot, Term,
 };
 
 /// What survives a crash.
@@ -27,6 +27,10 @@ pub struct Disk {
     /// Whether a snapshot keeps the entries it covers (see
     /// [`Config::load_compacted`]).
     pub keep_compacted: bool,
+    /// The last entry deleted from the front of the log (by retention, or
+    /// by installing a snapshot), and the state machine up to it: the
+    /// storage start a load before it is answered with.
+    pub dropped: Option<(LogId, Bytes)>,
 }
 
 impl Disk {
@@ -47,6 +51,7 @@ impl Disk {
                 }
             } else {
                 self.entries.clear();
+                self.dropped = Some((last, s.data.clone()));
             }
             self.snapshot = Some(s.clone());
         }
@@ -75,12 +80,64 @@ impl Disk {
         out
     }
 
-    /// The term of the stored entry at `index`.
+    /// The term of the stored entry at `index`, or of the last one deleted
+    /// from the front.
     pub fn term(&self, index: LogIndex) -> Option<Term> {
         self.entries
             .iter()
             .find(|e| e.index == index)
             .map(|e| e.term)
+            .or_else(|| {
+                self.dropped
+                    .as_ref()
+                    .filter(|(start, _)| start.index == index)
+                    .map(|(start, _)| start.term)
+            })
+    }
+
+    /// Deletes the stored entries up to `upto` from the front of the log, as
+    /// retention deletes old segments, keeping the state machine up to it.
+    pub fn drop_front(&mut self, upto: LogIndex) {
+        let Some(last) = self.entries.iter().take_while(|e| e.index <= upto).last() else {
+            return;
+        };
+        let start = LogId {
+            term: last.term,
+            index: last.index,
+        };
+        let mut state = self
+            .dropped
+            .as_ref()
+            .map_or_else(Vec::new, |(_, data)| decode_state(data));
+        for e in self.entries.iter().take_while(|e| e.index <= upto) {
+            if let Payload::Normal(data) = &e.payload {
+                state.push(data.clone());
+            }
+        }
+        self.entries.retain(|e| e.index > upto);
+        self.dropped = Some((start, encode_state(&state)));
+    }
+
+    /// What a load from `from` is answered with: storage's start if it no
+    /// longer holds `from` but holds later entries, else what it holds.
+    fn answer(&self, load: &Load) -> Event {
+        let first = self.entries.first().map(|e| e.index);
+        if let Some((start, data)) = &self.dropped {
+            if first.is_none_or(|first| load.from < first) && start.index >= load.from {
+                return Event::LogStartLoaded {
+                    to: load.to,
+                    from: load.from,
+                    start: *start,
+                    data: data.clone(),
+                };
+            }
+        }
+        Event::EntriesLoaded {
+            to: load.to,
+            from: load.from,
+            prev_term: self.term(load.from.prev()),
+            entries: self.load(load.from, load.last, load.max_bytes),
+        }
     }
 
     /// What a restart reads back: the entries after the snapshot.
@@ -155,6 +212,7 @@ impl Node {
                 snapshot: restored.snapshot,
                 entries: restored.entries,
                 keep_compacted: cfg.load_compacted,
+                dropped: None,
             },
             cfg,
             unpersisted: VecDeque::new(),
@@ -186,22 +244,9 @@ impl Node {
             return;
         }
         let mut loads = VecDeque::from(loads);
-        while let Some(Load {
-            to,
-            from,
-            last,
-            max_bytes,
-        }) = loads.pop_front()
-        {
-            let prev_term = self.disk.term(from.prev());
-            let entries = self.disk.load(from, last, max_bytes);
+        while let Some(load) = loads.pop_front() {
             // Loads are not requests; they are never refused.
-            let _ = self.raft.step(Event::EntriesLoaded {
-                to,
-                from,
-                prev_term,
-                entries,
-            });
+            let _ = self.raft.step(self.disk.answer(&load));
             loads.extend(self.collect());
         }
     }

@@ -312,8 +312,9 @@ fn reset_starts_an_empty_log_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
     append_data(&mut log, 1, 1, 0);
-    log.reset(100, 5_000).unwrap();
+    log.reset(100, 7, 5_000).unwrap();
     assert_eq!((log.first_raft_index(), log.last_raft_index()), (100, 99));
+    assert_eq!(log.term_at(99), Some(7), "the term before the reset point");
     assert_eq!((log.log_start_offset(), log.next_offset()), (5_000, 5_000));
     append_data(&mut log, 3, 1, 0);
     log.sync().unwrap();
@@ -327,7 +328,51 @@ fn reset_starts_an_empty_log_anywhere() {
         ),
         (100, 100, 5_001)
     );
+    assert_eq!((log.term_at(99), log.term_at(100)), (Some(7), Some(3)));
     assert!(!dir.path().join("00000000000000000000.log").exists());
+}
+
+#[test]
+fn retention_remembers_the_term_of_the_last_deleted_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        retention_bytes: Some(2_000),
+        ..small_segments(1_000)
+    };
+    let (mut log, _) = PartitionLog::open(dir.path(), cfg.clone()).unwrap();
+    assert_eq!(log.term_at(0), Some(0), "an empty log starts after term 0");
+    for i in 0..40 {
+        append_data(&mut log, i / 4 + 1, 2, 0);
+    }
+    assert!(log.enforce_retention(0, u64::MAX, u64::MAX).unwrap() > 0);
+    let first = log.first_raft_index();
+    assert!(first > 1);
+    let deleted_term = (first - 2) / 4 + 1;
+    assert_eq!(log.term_at(first - 1), Some(deleted_term));
+    assert_eq!(log.term_at(first - 2), None, "older entries are gone");
+    log.sync().unwrap();
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    assert_eq!(log.first_raft_index(), first);
+    assert_eq!(log.term_at(first - 1), Some(deleted_term));
+}
+
+#[test]
+fn a_version_one_sidecar_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    append_data(&mut log, 2, 3, 0);
+    log.sync().unwrap();
+    drop(log);
+    let mut v1 = b"CHRS".to_vec();
+    v1.extend_from_slice(&1u32.to_be_bytes());
+    v1.extend_from_slice(&1u64.to_be_bytes());
+    v1.extend_from_slice(&crc32c::crc32c(&v1).to_be_bytes());
+    std::fs::write(dir.path().join("00000000000000000000.raft"), v1).unwrap();
+    let (log, report) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(report.sidecars_rewritten, 0);
+    assert_eq!((log.next_offset(), log.last_raft_index()), (3, 1));
+    assert_eq!((log.term_at(0), log.term_at(1)), (Some(0), Some(2)));
 }
 
 #[test]

@@ -379,6 +379,7 @@ fn restore(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
         snapshot: None,
         entries,
         keep_compacted: node.cfg.load_compacted,
+        dropped: None,
     };
     node.unpersisted.clear();
     node.crash_and_restart();
@@ -397,18 +398,24 @@ fn terms_list(cmd: &Command) -> Result<Vec<u64>, CommandError> {
 /// Deletes the disk's entries at or below the snapshot, as retention deletes
 /// a partition's old segments.
 fn drop_compacted(env: &mut Env, cmd: &Command) -> Result<(), CommandError> {
-    cmd.only_args(&[])?;
+    cmd.only_args(&["upto"])?;
     let id = cmd.pos_id(0)?;
     env.check_node(cmd.line, id)?;
     let Some(node) = env.nodes.get_mut(&id) else {
         return Ok(());
     };
-    let upto = node
+    let compacted = node
         .disk
         .snapshot
         .as_ref()
         .map_or(LogIndex(0), |s| s.meta.last.index);
-    node.disk.entries.retain(|e| e.index > upto);
+    let upto = LogIndex(cmd.num("upto", compacted.0)?);
+    if upto > compacted {
+        return Err(cmd.error(format!(
+            "upto={upto} is past the snapshot at {compacted}: only compacted entries may go"
+        )));
+    }
+    node.disk.drop_front(upto);
     env.line(0, format!("dropped stored entries up to {upto}"));
     Ok(())
 }

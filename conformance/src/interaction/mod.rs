@@ -39,8 +39,10 @@
 //!   disk with entries of those terms (from index 1) and restarts it; how
 //!   traces build the divergent logs of the Raft paper's figures.
 //! - `compact ID`: snapshots the state machine at the applied index.
-//! - `drop-compacted ID`: deletes the disk's entries the snapshot covers (kept
-//!   with `load-compacted`), as retention deletes old segments.
+//! - `drop-compacted ID [upto=N]`: deletes the disk's entries the snapshot
+//!   covers (kept with `load-compacted`), or those up to N, as retention
+//!   deletes old segments; a load before them is answered with the storage
+//!   start (`LogStartLoaded`).
 //! - `hold-loads ID`, `answer-loads ID`: the node keeps the entry loads its
 //!   Raft asks for instead of answering them at once, until `answer-loads`
 //!   answers them (oldest first) and stops holding.

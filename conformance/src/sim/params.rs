@@ -95,6 +95,10 @@ pub struct Params {
     /// Storage keeps compacted entries and leaders load them for lagging
     /// followers instead of sending snapshots.
     pub load_compacted: bool,
+    /// With `load_compacted`: a compaction also deletes the older half of
+    /// the stored entries it covers, as retention deletes old segments, so
+    /// lagging followers restart at storage's start (`LogStartLoaded`).
+    pub retention: bool,
     /// Raft's in-flight append window.
     pub max_inflight_msgs: usize,
     /// Raft's soft limit on entry bytes per append.
@@ -152,6 +156,8 @@ impl Params {
         let shortest = (2 * round).div_ceil(TICK).max(4);
         let election_ticks = between(&mut r, shortest, shortest + 8) as u32;
         let heartbeat_ticks = between(&mut r, 1, u64::from(election_ticks / 3).max(1)) as u32;
+        let mut storage = stream(seed, Stream::Storage);
+        let load_compacted = chance(&mut storage, 500);
         Params {
             nodes,
             spares: 3,
@@ -175,9 +181,10 @@ impl Params {
             clients: pick(&mut r, &[1, 2, 4]),
             propose_per_mille: pick(&mut r, &[100, 300, 700]),
             nemesis_gap: pick(&mut r, &[4, 8, 16, 32]),
-            // Drawn last and from its own stream, so the other draws stay
-            // what they were before the knob existed.
-            load_compacted: chance(&mut stream(seed, Stream::Storage), 500),
+            // Drawn last and from their own stream, so the other draws stay
+            // what they were before the knobs existed.
+            load_compacted,
+            retention: load_compacted && chance(&mut storage, 500),
             faults: opts.faults,
         }
     }

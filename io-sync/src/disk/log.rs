@@ -10,7 +10,7 @@ use proto_core::storage::batch::{self, BatchError, BatchHeader};
 use proto_core::storage::policy::{self, Incoming, LogConfig};
 use proto_core::storage::raft_entry;
 
-use super::segment::{self, Segment};
+use super::segment::{self, Segment, Sidecar};
 
 /// What a Raft entry carries, as the partition log stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,8 +169,12 @@ impl PartitionLog {
         self.active().end_raft_index() - 1
     }
 
-    /// The term of a stored entry.
+    /// The term of a stored entry, or of the entry just before the first
+    /// (deleted by retention, or before a reset) when the log knows it.
     pub fn term_at(&self, raft_index: u64) -> Option<u64> {
+        if raft_index.checked_add(1) == Some(self.first_raft_index()) {
+            return self.segments[0].prev_term;
+        }
         if raft_index < self.first_raft_index() || raft_index > self.last_raft_index() {
             return None;
         }
@@ -317,10 +321,14 @@ impl PartitionLog {
         self.active_mut().flush()?;
         let (base_offset, base_raft) = (self.next_offset(), self.last_raft_index() + 1);
         tracing::info!(dir = %self.dir.display(), base_offset, ?reason, "rolling segment");
+        let sidecar = Sidecar {
+            base_raft_index: base_raft,
+            prev_term: self.term_at(base_raft - 1),
+        };
         let seg = Segment::create(
             &self.dir,
             base_offset,
-            base_raft,
+            sidecar,
             self.cfg.index_interval_bytes,
         )?;
         self.segments.push(seg);
@@ -404,20 +412,30 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Drops the whole log and starts it empty at `next_raft_index` and Kafka
-    /// offset `next_offset`: a follower installing a snapshot beyond its log.
-    pub fn reset(&mut self, next_raft_index: u64, next_offset: i64) -> io::Result<()> {
+    /// Drops the whole log and starts it empty at `next_raft_index`, after an
+    /// entry of `prev_term`, and Kafka offset `next_offset`: a follower
+    /// installing a snapshot beyond its log.
+    pub fn reset(
+        &mut self,
+        next_raft_index: u64,
+        prev_term: u64,
+        next_offset: i64,
+    ) -> io::Result<()> {
         if next_raft_index == 0 || next_offset < 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "raft index 0 or negative offset",
             ));
         }
-        let r = self.reset_inner(next_raft_index, next_offset);
+        let sidecar = Sidecar {
+            base_raft_index: next_raft_index,
+            prev_term: Some(prev_term),
+        };
+        let r = self.reset_inner(sidecar, next_offset);
         self.fail(r)
     }
 
-    fn reset_inner(&mut self, next_raft_index: u64, next_offset: i64) -> io::Result<()> {
+    fn reset_inner(&mut self, sidecar: Sidecar, next_offset: i64) -> io::Result<()> {
         for s in self.segments.drain(..) {
             remove_segment_files(&self.dir, s.base_offset)?;
         }
@@ -426,7 +444,7 @@ impl PartitionLog {
         let seg = Segment::create(
             &self.dir,
             next_offset,
-            next_raft_index,
+            sidecar,
             self.cfg.index_interval_bytes,
         )?;
         self.segments.push(seg);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use proto_core::storage::policy::LogConfig;
 
 use super::log::PartitionLog;
-use super::segment::{self, Segment};
+use super::segment::{self, Segment, Sidecar};
 
 /// The largest batch the recovery scan accepts whatever the config says, so
 /// lowering `max_batch_bytes` never makes stored batches look corrupt.
@@ -125,14 +125,21 @@ impl PartitionLog {
         let mut changed = false;
         for (i, &base) in bases.iter().enumerate() {
             let sidecar = segment::read_sidecar(dir, base);
+            let sidecar_raft = sidecar.map(|s| s.base_raft_index);
             let expected = log
                 .segments
                 .last()
                 .map(|p| (p.next_offset, p.end_raft_index()));
+            // A later segment follows the previous one's last entry; an old
+            // (version 1) sidecar does not say its term.
+            let prev_term = sidecar
+                .and_then(|s| s.prev_term)
+                .or_else(|| expected.and_then(|_| log.terms.last().map(|&(_, t)| t)))
+                .or((sidecar_raft == Some(1)).then_some(0));
             if let Some((offset, raft)) = expected {
-                if base != offset || sidecar.is_some_and(|r| r != raft) {
+                if base != offset || sidecar_raft.is_some_and(|r| r != raft) {
                     tracing::warn!(dir = %dir.display(), base, expected_offset = offset, expected_raft_index = raft,
-                        sidecar, "segment does not follow the previous one");
+                        sidecar = sidecar_raft, "segment does not follow the previous one");
                     quarantine_segments(dir, &bases[i..], &mut report)?;
                     changed = true;
                     break;
@@ -141,7 +148,10 @@ impl PartitionLog {
             let out = Segment::load(
                 dir,
                 base,
-                sidecar.or(expected.map(|e| e.1)).unwrap_or(1),
+                Sidecar {
+                    base_raft_index: sidecar_raft.or(expected.map(|e| e.1)).unwrap_or(1),
+                    prev_term,
+                },
                 last_epoch,
                 log.cfg.index_interval_bytes,
                 max_batch,
@@ -154,7 +164,7 @@ impl PartitionLog {
                     None => bases
                         .get(i + 1)
                         .and_then(|&next| segment::read_sidecar(dir, next))
-                        .and_then(|r| r.checked_sub(seg.entries))
+                        .and_then(|r| r.base_raft_index.checked_sub(seg.entries))
                         .filter(|&r| r > 0)
                         .or((seg.entries == 0).then_some(1)),
                 };
@@ -166,7 +176,16 @@ impl PartitionLog {
                     break;
                 };
                 tracing::warn!(dir = %dir.display(), base, raft_index = raft, "rewrote missing segment sidecar");
-                segment::write_sidecar(dir, base, raft)?;
+                let prev_term = if raft == 1 { Some(0) } else { prev_term };
+                segment::write_sidecar(
+                    dir,
+                    base,
+                    Sidecar {
+                        base_raft_index: raft,
+                        prev_term,
+                    },
+                )?;
+                seg.prev_term = prev_term;
                 report.sidecars_rewritten += 1;
                 seg.base_raft_index = raft;
                 changed = true;
@@ -205,8 +224,16 @@ impl PartitionLog {
         }
         if log.segments.is_empty() {
             let base = bases.first().copied().unwrap_or(0);
-            log.segments
-                .push(Segment::create(dir, base, 1, log.cfg.index_interval_bytes)?);
+            let fresh = Sidecar {
+                base_raft_index: 1,
+                prev_term: Some(0),
+            };
+            log.segments.push(Segment::create(
+                dir,
+                base,
+                fresh,
+                log.cfg.index_interval_bytes,
+            )?);
             changed = true;
         }
         report.segments = log.segments.len();

@@ -19,8 +19,12 @@ use proto_core::storage::raft_entry;
 use proto_core::storage::recovery::{Corruption, ScanStep, Scanner};
 
 const SIDECAR_MAGIC: &[u8; 4] = b"CHRS";
-const SIDECAR_VERSION: u32 = 1;
-const SIDECAR_LEN: usize = 20;
+/// Version 1 holds the base Raft index; version 2 adds the term before it.
+const SIDECAR_VERSION: u32 = 2;
+const SIDECAR_V1_LEN: usize = 20;
+const SIDECAR_LEN: usize = 28;
+/// The term field of a sidecar that does not know the term before it.
+const UNKNOWN_TERM: u64 = u64::MAX;
 /// Bytes read at a time when walking or scanning a segment.
 const CHUNK: usize = 64 * 1024;
 
@@ -45,24 +49,49 @@ fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
         .open(path)
 }
 
-/// Writes the sidecar naming the Raft index of the segment's first entry.
-pub(super) fn write_sidecar(dir: &Path, base_offset: i64, base_raft_index: u64) -> io::Result<()> {
+/// What a segment's sidecar says of the Raft log at the segment's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Sidecar {
+    /// The Raft index of the segment's first entry.
+    pub(super) base_raft_index: u64,
+    /// The term of the entry before it (0 at the log's start), if known:
+    /// what a leader sends as the `prev` of the first entry it still stores
+    /// once retention has deleted the segments before.
+    pub(super) prev_term: Option<u64>,
+}
+
+/// Writes the sidecar naming the Raft index of the segment's first entry and
+/// the term before it.
+pub(super) fn write_sidecar(dir: &Path, base_offset: i64, sidecar: Sidecar) -> io::Result<()> {
     let mut b = Vec::with_capacity(SIDECAR_LEN);
     b.extend_from_slice(SIDECAR_MAGIC);
     b.extend_from_slice(&SIDECAR_VERSION.to_be_bytes());
-    b.extend_from_slice(&base_raft_index.to_be_bytes());
+    b.extend_from_slice(&sidecar.base_raft_index.to_be_bytes());
+    b.extend_from_slice(&sidecar.prev_term.unwrap_or(UNKNOWN_TERM).to_be_bytes());
     b.extend_from_slice(&crc32c::crc32c(&b).to_be_bytes());
     fs::write(file_path(dir, base_offset, "raft"), b)
 }
 
-/// The sidecar's base Raft index; `None` if missing or damaged.
-pub(super) fn read_sidecar(dir: &Path, base_offset: i64) -> Option<u64> {
+/// The segment's sidecar (version 1 knows no term); `None` if missing or
+/// damaged.
+pub(super) fn read_sidecar(dir: &Path, base_offset: i64) -> Option<Sidecar> {
     let b = fs::read(file_path(dir, base_offset, "raft")).ok()?;
-    let ok = b.len() == SIDECAR_LEN
-        && &b[..4] == SIDECAR_MAGIC
-        && b[4..8] == SIDECAR_VERSION.to_be_bytes()
-        && b[16..] == crc32c::crc32c(&b[..16]).to_be_bytes();
-    ok.then(|| u64::from_be_bytes(b[8..16].try_into().unwrap_or_default()))
+    let word = |at: usize| u64::from_be_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    let crc_ok = |len: usize| b[len - 4..] == crc32c::crc32c(&b[..len - 4]).to_be_bytes();
+    if b.len() < SIDECAR_V1_LEN || &b[..4] != SIDECAR_MAGIC {
+        return None;
+    }
+    match u32::from_be_bytes([b[4], b[5], b[6], b[7]]) {
+        1 if b.len() == SIDECAR_V1_LEN && crc_ok(SIDECAR_V1_LEN) => Some(Sidecar {
+            base_raft_index: word(8),
+            prev_term: None,
+        }),
+        2 if b.len() == SIDECAR_LEN && crc_ok(SIDECAR_LEN) => Some(Sidecar {
+            base_raft_index: word(8),
+            prev_term: Some(word(16)).filter(|&t| t != UNKNOWN_TERM),
+        }),
+        _ => None,
+    }
 }
 
 /// A batch of the segment, as found by a header walk.
@@ -96,6 +125,8 @@ pub(super) struct LoadOutcome {
 pub(super) struct Segment {
     pub(super) base_offset: i64,
     pub(super) base_raft_index: u64,
+    /// The term of the entry before the first, if known (see [`Sidecar`]).
+    pub(super) prev_term: Option<u64>,
     pub(super) log_path: PathBuf,
     pub(super) log: Arc<File>,
     index_path: PathBuf,
@@ -125,11 +156,11 @@ impl Segment {
     pub(super) fn create(
         dir: &Path,
         base_offset: i64,
-        base_raft_index: u64,
+        sidecar: Sidecar,
         index_interval: u32,
     ) -> io::Result<Segment> {
-        write_sidecar(dir, base_offset, base_raft_index)?;
-        Segment::open_files(dir, base_offset, base_raft_index, index_interval, true)
+        write_sidecar(dir, base_offset, sidecar)?;
+        Segment::open_files(dir, base_offset, sidecar, index_interval, true)
     }
 
     /// Opens (`create`: creating and truncating) a segment's three files; the
@@ -137,7 +168,7 @@ impl Segment {
     fn open_files(
         dir: &Path,
         base_offset: i64,
-        base_raft_index: u64,
+        sidecar: Sidecar,
         index_interval: u32,
         create: bool,
     ) -> io::Result<Segment> {
@@ -148,7 +179,8 @@ impl Segment {
         open_rw(&time_path, create)?;
         Ok(Segment {
             base_offset,
-            base_raft_index,
+            base_raft_index: sidecar.base_raft_index,
+            prev_term: sidecar.prev_term,
             log: Arc::new(open_rw(&log_path, create)?),
             log_path,
             index_path,
@@ -175,13 +207,12 @@ impl Segment {
     pub(super) fn load(
         dir: &Path,
         base_offset: i64,
-        base_raft_index: u64,
+        sidecar: Sidecar,
         min_epoch: i32,
         index_interval: u32,
         max_batch_bytes: usize,
     ) -> io::Result<LoadOutcome> {
-        let mut seg =
-            Segment::open_files(dir, base_offset, base_raft_index, index_interval, false)?;
+        let mut seg = Segment::open_files(dir, base_offset, sidecar, index_interval, false)?;
         let file_len = seg.log.metadata()?.len();
         let mut scanner = Scanner::new(base_offset, min_epoch, max_batch_bytes);
         let mut buf: Vec<u8> = Vec::new();

@@ -9,7 +9,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::message::Message;
-use super::types::{ConfChange, Entry, HardState, LogIndex, NodeId, Snapshot, Term};
+use super::types::{ConfChange, Entry, HardState, LogId, LogIndex, NodeId, Snapshot, Term};
 
 /// Something that happened to the group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +66,22 @@ pub enum Event {
         prev_term: Option<Term>,
         /// The entries, `from` first.
         entries: Vec<Entry>,
+    },
+    /// The answer to [`Action::LoadEntries`] when storage no longer holds
+    /// `from` (retention deleted it) and its first entry follows `start`: the
+    /// follower is sent a snapshot at `start` carrying `data` (what the
+    /// follower's storage needs to begin its log there), then the stored
+    /// entries. A Kafka follower behind the leader's log start offset does the
+    /// same: it truncates its log and fetches from the leader's log start.
+    LogStartLoaded {
+        /// The follower the load was for.
+        to: NodeId,
+        /// The first index asked for.
+        from: LogIndex,
+        /// The entry before storage's first: the snapshot's last entry.
+        start: LogId,
+        /// The snapshot's data, from the driver.
+        data: Bytes,
     },
 }
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::{
     Action, AppendOutcome, Entry, LogId, LogIndex, MessageBody, NodeId, Payload, Progress, Raft,
-    Refused, ReplicationState, Role, Term,
+    Refused, ReplicationState, Role, Snapshot, SnapshotMeta, Term,
 };
 
 impl Raft {
@@ -512,6 +512,62 @@ impl Raft {
         self.release_acknowledged_reads();
     }
 
+    /// Storage no longer holds `from`, which `to` needs, and starts after
+    /// `start` (see [`Event::LogStartLoaded`](super::Event::LogStartLoaded)):
+    /// sends `to` a snapshot at `start` with the driver's `data`, after which
+    /// it is sent the stored entries. The snapshot's membership is the
+    /// oldest the leader knows (its own snapshot's): a partition's membership
+    /// does not change.
+    pub(super) fn handle_log_start_loaded(
+        &mut self,
+        to: NodeId,
+        from: LogIndex,
+        start: LogId,
+        data: Bytes,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
+        if pr.loading != Some(from) {
+            return;
+        }
+        pr.loading = None;
+        if pr.next != from {
+            self.maybe_send_append(to);
+            return;
+        }
+        let snapshot_last = self.log.snapshot_last();
+        let fits = start.index >= from
+            && start.index <= snapshot_last.index
+            && self.log.term(start.index).is_none_or(|t| t == start.term);
+        if !fits {
+            return self.snapshot_instead(to, from, "storage's start does not fit the log");
+        }
+        tracing::info!(
+            node = self.id.0,
+            peer = to.0,
+            from = from.0,
+            start = start.index.0,
+            "storage no longer holds what a follower needs; it restarts at storage's start"
+        );
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                last: start,
+                membership: self.membership_at(start.index),
+            },
+            data,
+        };
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
+        pr.become_snapshot(start.index);
+        pr.log_start = Some(snapshot);
+        self.send_snapshot_chunk(to);
+    }
+
     /// Sends `to` the snapshot because the compacted entries from `from` on
     /// cannot be sent, for the reason `why`.
     fn snapshot_instead(&mut self, to: NodeId, from: LogIndex, why: &str) {
@@ -543,11 +599,9 @@ impl Raft {
         true
     }
 
-    /// Sends the chunk the follower needs next.
+    /// Sends the chunk the follower needs next, of the storage-start snapshot
+    /// it is being sent or else the leader's own.
     fn send_snapshot_chunk(&mut self, to: NodeId) {
-        let Some(snapshot) = self.snapshot.clone() else {
-            return;
-        };
         let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
@@ -556,6 +610,10 @@ impl Raft {
             acked_offset,
         } = pr.state
         else {
+            return;
+        };
+        let log_start = pr.log_start.clone().filter(|s| s.meta.last.index == index);
+        let Some(snapshot) = log_start.or_else(|| self.snapshot.clone()) else {
             return;
         };
         let offset = if index == snapshot.meta.last.index {

@@ -97,11 +97,14 @@ impl Raft {
         }
     }
 
-    fn membership_at(&self, index: LogIndex) -> Membership {
+    /// The membership in force at `index`; for an index before the history
+    /// (compacted away), the oldest one known.
+    pub(super) fn membership_at(&self, index: LogIndex) -> Membership {
         self.membership_history
             .iter()
             .rev()
             .find(|(i, _)| *i <= index)
+            .or(self.membership_history.first())
             .map_or_else(|| self.membership.clone(), |(_, m)| m.clone())
     }
 

@@ -259,6 +259,15 @@ impl Raft {
                 self.handle_entries_loaded(to, from, prev_term, entries);
                 Ok(())
             }
+            Event::LogStartLoaded {
+                to,
+                from,
+                start,
+                data,
+            } => {
+                self.handle_log_start_loaded(to, from, start, data);
+                Ok(())
+            }
         };
         self.finish_step();
         result

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::types::LogIndex;
+use super::types::{LogIndex, Snapshot};
 
 /// How the leader is currently sending to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +98,10 @@ pub struct Progress {
     /// Compacted entries from this index are being loaded from storage for the
     /// member (`Action::LoadEntries`); nothing else is sent until they arrive.
     pub loading: Option<LogIndex>,
+    /// The snapshot being sent when it is not the leader's own but one at
+    /// storage's start (`Event::LogStartLoaded`); only while the state is
+    /// `Snapshot` at its index.
+    pub log_start: Option<Snapshot>,
 }
 
 impl Progress {
@@ -113,6 +117,7 @@ impl Progress {
             acked_round: 0,
             matched_at_heartbeat: LogIndex(0),
             loading: None,
+            log_start: None,
         }
     }
 
@@ -138,6 +143,7 @@ impl Progress {
         self.state = ReplicationState::Probe { paused: false };
         self.inflights.reset();
         self.loading = None;
+        self.log_start = None;
     }
 
     /// Switches to streaming once the follower's position is known.
@@ -146,6 +152,7 @@ impl Progress {
         self.state = ReplicationState::Replicate;
         self.inflights.reset();
         self.loading = None;
+        self.log_start = None;
     }
 
     /// Starts sending the snapshot at `index`.
@@ -186,6 +193,7 @@ impl Progress {
         }
         self.next = rejected.min(hint.next()).max(self.matched.next());
         self.state = ReplicationState::Probe { paused: false };
+        self.log_start = None;
         true
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use proto_core::raft::{ConfChange, Event, NodeId, Term};
+use proto_core::raft::{ConfChange, Event, LogIndex, NodeId, Term};
 
 use super::Sim;
 use crate::node::encode_state;
@@ -196,6 +196,19 @@ impl Sim<'_> {
         let Some(s) = self.servers.get_mut(&id).filter(|s| s.up) else {
             return Ok(());
         };
+        if self.plan.params.retention {
+            // Retention deletes the older half of what the durable snapshot
+            // covers (the broker's never deletes past its durable marker).
+            let first = s.node.disk.entries.first().map(|e| e.index.0);
+            let covered = s.node.disk.snapshot.as_ref().map(|s| s.meta.last.index.0);
+            if let (Some(first), Some(covered)) = (first, covered) {
+                if covered >= first {
+                    s.node
+                        .disk
+                        .drop_front(LogIndex(first + (covered - first) / 2));
+                }
+            }
+        }
         let index = s.node.raft.log().applied();
         let data = encode_state(&s.node.applied);
         if self.step(id, Event::Compact { index, data })?.is_ok() {
