@@ -8,7 +8,8 @@
 //! cluster/hardstate.journal every group's Raft hard state (io_sync::disk::Journal)
 //! topics/<topic>-<n>/       one partition: segment files (see io_sync::disk)
 //!                           and raft.meta (snapshot marker, with the hard state
-//!                           of its time; the journal's is newer)
+//!                           of its time; the journal's is newer; a marker
+//!                           carrying a LogStart means the log starts after it)
 //! ```
 //!
 //! [`DiskStore`] is the read side the node calls directly; [`Persister`] turns
@@ -33,13 +34,14 @@ use io_sync::disk::{
 use io_sync::host::Waker;
 use proto_core::multiraft::GroupId;
 use proto_core::raft::{
-    wire, Entry, HardState, LogIndex, Payload, PersistWrite, Restored, Snapshot, Term,
+    wire, Entry, HardState, LogId, LogIndex, Payload, PersistWrite, Restored, Snapshot, Term,
 };
 use proto_core::storage::batch::BatchHeader;
 
+use crate::log_start::LogStart;
 use crate::node::topics::TopicTable;
 use crate::node::{Input, RestoredGroups};
-use crate::store::{LogSettings, LogStore, TopicPartition};
+use crate::store::{LogSettings, LogStore, StoredEntries, TopicPartition};
 
 /// Jobs the group committer takes per round (one fsync per log per round).
 const JOBS_PER_ROUND: usize = 4096;
@@ -270,7 +272,7 @@ fn open_partition(
     cfg: &LogConfig,
 ) -> io::Result<(Partition, Restored)> {
     let dir = partition_dir(root, tp);
-    let (log, report) = PartitionLog::open(&dir, cfg.clone())?;
+    let (mut log, report) = PartitionLog::open(&dir, cfg.clone())?;
     if report.bytes_truncated > 0 || !report.quarantined.is_empty() {
         tracing::warn!(%tp, truncated = report.bytes_truncated, quarantined = ?report.quarantined,
             "recovered a damaged log");
@@ -289,6 +291,11 @@ fn open_partition(
         })?;
         if hs.term >= meta.hard_state.term {
             meta.hard_state = hs;
+        }
+    }
+    if let Some(s) = &meta.snapshot {
+        if let Some(start) = LogStart::decode(&s.data) {
+            reset_to_log_start(&mut log, s.meta.last, start)?;
         }
     }
     let from = meta
@@ -429,11 +436,24 @@ impl LogStore for DiskStore {
         from: u64,
         last: u64,
         max_bytes: usize,
-    ) -> io::Result<(Option<u64>, Vec<Entry>)> {
+    ) -> io::Result<StoredEntries> {
         let Some(log) = self.log(tp) else {
-            return Ok((None, Vec::new()));
+            return Ok(StoredEntries::From {
+                prev_term: None,
+                entries: Vec::new(),
+            });
         };
         let log = lock(&log);
+        let first = log.first_raft_index();
+        if from < first {
+            if let Some(term) = log.term_at(first - 1) {
+                return Ok(StoredEntries::StartsAfter {
+                    index: first - 1,
+                    term,
+                    log_start_offset: log.log_start_offset(),
+                });
+            }
+        }
         let prev_term = log.term_at(from.saturating_sub(1));
         let entries = log
             .entries_between(from, last, max_bytes)?
@@ -443,7 +463,7 @@ impl LogStore for DiskStore {
                     .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, format!("{tp}: {m}")))
             })
             .collect::<io::Result<_>>()?;
-        Ok((prev_term, entries))
+        Ok(StoredEntries::From { prev_term, entries })
     }
 
     fn hold_for_replicas(&self, tp: &TopicPartition, from: Option<u64>) {
@@ -471,6 +491,45 @@ impl LogStore for DiskStore {
     fn save_topics(&mut self, data: &[u8]) -> io::Result<()> {
         lock(&self.inner).table_store.store(data)
     }
+}
+
+/// A snapshot marker to write ahead of a job's entries.
+struct Marker {
+    bytes: Vec<u8>,
+    keep: u64,
+    store: Arc<RaftMetaStore>,
+    durable_keep: Arc<AtomicU64>,
+    /// The snapshot is a leader's log start (see [`LogStart`]): the log
+    /// starts again after it unless it already holds that entry.
+    reset: Option<(SharedLog, LogId, LogStart)>,
+}
+
+impl Marker {
+    /// Writes the marker, then resets the log if it must: a crash in
+    /// between leaves a marker that `open_partition` finishes.
+    fn write(self) -> io::Result<()> {
+        self.store.store(&self.bytes)?;
+        self.durable_keep.fetch_max(self.keep, Ordering::AcqRel);
+        match self.reset {
+            Some((log, last, start)) => reset_to_log_start(&mut lock(&log), last, start),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts `log` again after entry `last`, at `start`'s offset, unless it
+/// holds that entry already.
+fn reset_to_log_start(log: &mut PartitionLog, last: LogId, start: LogStart) -> io::Result<()> {
+    if log.term_at(last.index.0) == Some(last.term.0) {
+        return Ok(());
+    }
+    tracing::info!(
+        index = last.index.0,
+        term = last.term.0,
+        next_offset = start.next_offset,
+        "the leader's log starts after entries this replica lacks: starting the log there"
+    );
+    log.reset(last.index.0 + 1, last.term.0, start.next_offset)
 }
 
 /// Turns the node's `Persist` outputs into group-commit jobs.
@@ -516,16 +575,18 @@ impl Persister {
             }
             let mut marker = None;
             if let Some(s) = &write.snapshot {
+                let log_start = LogStart::decode(&s.data);
                 p.meta.snapshot = Some(Snapshot {
                     meta: s.meta.clone(),
-                    data: Bytes::new(),
+                    data: log_start.map_or_else(Bytes::new, LogStart::encode),
                 });
-                marker = Some((
-                    p.meta.encode(),
-                    keep_from(&p.meta),
-                    p.meta_store.clone(),
-                    p.durable_keep.clone(),
-                ));
+                marker = Some(Marker {
+                    bytes: p.meta.encode(),
+                    keep: keep_from(&p.meta),
+                    store: p.meta_store.clone(),
+                    durable_keep: p.durable_keep.clone(),
+                    reset: log_start.map(|start| (p.log.clone(), s.meta.last, start)),
+                });
             }
             let group_key = p.group;
             let before: Option<BeforeAppend> =
@@ -534,11 +595,10 @@ impl Persister {
                         if let Some(hs) = hard_state {
                             lock(&journal).append(group_key, &hs)?;
                         }
-                        if let Some((bytes, keep, store, durable_keep)) = marker {
-                            store.store(&bytes)?;
-                            durable_keep.fetch_max(keep, Ordering::AcqRel);
+                        match marker {
+                            Some(m) => m.write(),
+                            None => Ok(()),
                         }
-                        Ok(())
                     }) as BeforeAppend
                 });
             let log = p.log.clone();
@@ -609,41 +669,53 @@ mod tests {
         done
     }
 
+    fn tp() -> TopicPartition {
+        TopicPartition {
+            topic: "t".into(),
+            partition: 0,
+        }
+    }
+
+    /// Opens a store under `dir`, creates [`tp`] as group 5 and persists one
+    /// write of `hard_state` and `snapshot`; returns the store and persister
+    /// once it is done.
+    fn persist_once(
+        dir: &Path,
+        hard_state: Option<HardState>,
+        snapshot: Option<Snapshot>,
+    ) -> (DiskStore, Persister) {
+        let (handle, _events) = io_sync::host::channel();
+        let (mut store, mut persister, _) = DiskStore::open(dir, true, handle.waker()).unwrap();
+        store.create(5, &tp(), &settings()).unwrap();
+        persister.submit(
+            GroupId(5),
+            &tp(),
+            PersistWrite {
+                seq: 1,
+                hard_state,
+                snapshot,
+                entries: Vec::new(),
+                must_sync: true,
+            },
+        );
+        let done = wait(&mut persister);
+        assert!(
+            matches!(done.as_slice(), [Input::Persisted { seq: 1, .. }]),
+            "{done:?}"
+        );
+        (store, persister)
+    }
+
     #[test]
     fn a_vote_survives_a_restart_through_the_journal() {
         let dir = tempfile::tempdir().unwrap();
-        let tp = TopicPartition {
-            topic: "t".into(),
-            partition: 0,
-        };
+        let tp = tp();
         let voted = HardState {
             term: Term(3),
             vote: Some(NodeId(2)),
             ..HardState::default()
         };
-        {
-            let (handle, _events) = io_sync::host::channel();
-            let (mut store, mut persister, _) =
-                DiskStore::open(dir.path(), true, handle.waker()).unwrap();
-            store.create(5, &tp, &settings()).unwrap();
-            persister.submit(
-                GroupId(5),
-                &tp,
-                PersistWrite {
-                    seq: 1,
-                    hard_state: Some(voted),
-                    snapshot: None,
-                    entries: Vec::new(),
-                    must_sync: true,
-                },
-            );
-            let done = wait(&mut persister);
-            assert!(
-                matches!(done.as_slice(), [Input::Persisted { seq: 1, .. }]),
-                "{done:?}"
-            );
-            persister.shutdown();
-        }
+        persist_once(dir.path(), Some(voted), None).1.shutdown();
         let (handle, _events) = io_sync::host::channel();
         let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
         let restored = store.create(5, &tp, &settings()).unwrap();
@@ -652,5 +724,77 @@ mod tests {
         // Another group's log in the same place starts from nothing.
         let other = store.create(6, &tp, &settings()).unwrap();
         assert_eq!(other.hard_state.term, Term(0));
+    }
+
+    fn log_start_snapshot(index: u64, term: u64, next_offset: i64) -> Snapshot {
+        Snapshot {
+            meta: proto_core::raft::SnapshotMeta {
+                last: LogId {
+                    index: LogIndex(index),
+                    term: Term(term),
+                },
+                membership: Default::default(),
+            },
+            data: LogStart { next_offset }.encode(),
+        }
+    }
+
+    #[test]
+    fn a_log_start_snapshot_starts_the_log_again_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = tp();
+        let snapshot = log_start_snapshot(40, 3, 700);
+        {
+            let (store, mut persister) = persist_once(dir.path(), None, Some(snapshot.clone()));
+            assert_eq!(
+                (store.log_start_offset(&tp), store.next_offset(&tp)),
+                (700, 700)
+            );
+            assert_eq!(
+                store.raft_entries(&tp, 2, 50, 1 << 20).unwrap(),
+                StoredEntries::StartsAfter {
+                    index: 40,
+                    term: 3,
+                    log_start_offset: 700
+                },
+                "what it sends a follower further behind in turn"
+            );
+            persister.shutdown();
+        }
+        let (handle, _events) = io_sync::host::channel();
+        let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
+        let restored = store.create(5, &tp, &settings()).unwrap();
+        assert_eq!(restored.snapshot, Some(snapshot));
+        assert_eq!(store.next_offset(&tp), 700);
+    }
+
+    #[test]
+    fn a_restart_finishes_a_reset_the_marker_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = tp();
+        // A crash after the marker was written and before the log was reset.
+        let pdir = partition_dir(dir.path(), &tp);
+        std::fs::create_dir_all(&pdir).unwrap();
+        let meta = Meta {
+            hard_state: HardState::default(),
+            snapshot: Some(log_start_snapshot(9, 2, 30)),
+        };
+        RaftMetaStore::new(&pdir).store(&meta.encode()).unwrap();
+        let (handle, _events) = io_sync::host::channel();
+        let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
+        let restored = store.create(5, &tp, &settings()).unwrap();
+        assert_eq!(restored.snapshot, meta.snapshot);
+        assert_eq!(
+            (store.log_start_offset(&tp), store.next_offset(&tp)),
+            (30, 30)
+        );
+        assert_eq!(
+            store.raft_entries(&tp, 1, 9, 1 << 20).unwrap(),
+            StoredEntries::StartsAfter {
+                index: 9,
+                term: 2,
+                log_start_offset: 30
+            }
+        );
     }
 }

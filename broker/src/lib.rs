@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod disk_store;
+pub mod log_start;
 pub mod metrics;
 pub mod node;
 pub mod protocol;

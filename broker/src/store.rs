@@ -45,6 +45,31 @@ pub struct LogSettings {
     pub max_batch_bytes: u32,
 }
 
+/// What storage holds for a follower that lacks the entries from some Raft
+/// index on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredEntries {
+    /// The entries from the index asked for (none if storage does not reach
+    /// it, or cannot say where it starts), after the stored term of the one
+    /// before, if known.
+    From {
+        /// The term of the entry before the first.
+        prev_term: Option<u64>,
+        /// The entries.
+        entries: Vec<Entry>,
+    },
+    /// Retention deleted the index asked for: storage starts after the
+    /// entry `index` of term `term`, at Kafka offset `log_start_offset`.
+    StartsAfter {
+        /// The Raft index before storage's first entry.
+        index: u64,
+        /// Its term.
+        term: u64,
+        /// The Kafka offset of storage's first record.
+        log_start_offset: i64,
+    },
+}
+
 /// Partition storage as the request handler sees it.
 pub trait LogStore {
     /// Creates an empty log for `tp`, or opens the existing one, and returns
@@ -79,16 +104,15 @@ pub trait LogStore {
     /// (a restart's snapshot marker).
     fn next_offset_after(&self, tp: &TopicPartition, raft_index: u64) -> io::Result<i64>;
     /// What a leader sends a follower that is behind its in-memory Raft log:
-    /// the term of `tp`'s stored entry at `from - 1` (if stored) and the
-    /// stored entries `from..=last`, up to `max_bytes` but at least one
-    /// (none if `from` is no longer stored).
+    /// `tp`'s stored entries `from..=last`, up to `max_bytes` but at least
+    /// one, or where storage starts if retention deleted `from`.
     fn raft_entries(
         &self,
         tp: &TopicPartition,
         from: u64,
         last: u64,
         max_bytes: usize,
-    ) -> io::Result<(Option<u64>, Vec<Entry>)>;
+    ) -> io::Result<StoredEntries>;
     /// Asks retention to keep `tp`'s entries from Raft index `from` on, the
     /// first one a lagging replica still needs (`None`: nothing to hold), as
     /// long as the log stays within twice its retention limits. A partition's

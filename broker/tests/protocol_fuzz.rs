@@ -23,7 +23,7 @@ use std::cell::Cell;
 use broker::node::topics::TopicConfig;
 use broker::node::{Input, Node, NodeConfig, Output, ReplyId};
 use broker::protocol::{decode_request, next_frame, DecodeError, SUPPORTED_APIS};
-use broker::store::{LogSettings, LogStore, TopicPartition};
+use broker::store::{LogSettings, LogStore, StoredEntries, TopicPartition};
 use bytes::{Bytes, BytesMut};
 use proto_core::group::CoordinatorConfig;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -191,8 +191,11 @@ impl LogStore for NullStore {
         _: u64,
         _: u64,
         _: usize,
-    ) -> std::io::Result<(Option<u64>, Vec<proto_core::raft::Entry>)> {
-        Ok((None, Vec::new()))
+    ) -> std::io::Result<StoredEntries> {
+        Ok(StoredEntries::From {
+            prev_term: None,
+            entries: Vec::new(),
+        })
     }
     fn hold_for_replicas(&self, _: &TopicPartition, _: Option<u64>) {}
     fn log_start_offset(&self, _: &TopicPartition) -> i64 {

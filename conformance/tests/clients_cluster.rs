@@ -131,100 +131,175 @@ fn rack_aware_placement() {
 /// something; SIGKILL a follower; write 1100 more and wait for the retention
 /// pass after that (the log start reaches the kill point). Each phase is
 /// more than the 1024 entries after which Raft compacts, which is what lets
-/// retention delete. Restarted, the follower must
-/// catch up from the leader's segments: without the hold, retention would
-/// have deleted entries it lacks, and a leader can then only send a
-/// snapshot, which fails the replica.
+/// retention delete. Restarted, the follower must catch up from the
+/// leader's segments: without the hold, retention would have deleted
+/// entries it lacks, and it would have to start again at the leader's log
+/// start (`a_follower_behind_retention_starts_at_the_log_start`).
 #[test]
 fn retention_holds_for_a_follower() {
     run("retention_holds_for_a_follower", "mixed", |c| {
         let topic = "held";
-        let ctx = format!("[{}] {topic}", c.name);
-        let a = admin(&c.bootstrap());
-        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(3))
-            .set("segment.bytes", "65536")
-            .set("retention.bytes", "1048576");
-        let created = block_on(a.create_topics(&[new], &admin_opts())).expect("CreateTopics");
-        assert_eq!(created, vec![Ok(topic.to_string())], "{ctx}: create");
-        let leader = c.wait_leaders(topic, 1)[0];
-        let follower = c.other_than(leader);
-        let (p, reports) = producer_all(
-            c,
-            &[
-                ("enable.idempotence", "true"),
-                ("linger.ms", "0"),
-                ("batch.num.messages", "1"),
-            ],
-        );
-        let kib = |id: usize| Msg {
-            key: None,
-            value: Some(format!("{topic}-{id}-{:>1010}", "").into_bytes()),
-            headers: vec![],
-            timestamp: None,
-        };
-        let write = |ids: Range<usize>| {
-            for id in ids.clone() {
-                send(&p, topic, Some(0), id, &kib(id));
-                p.poll(Duration::ZERO);
+        follower_down_during_retention(c, topic, 1100, |at_kill, low| low >= at_kill - 128);
+    });
+}
+
+/// Past twice its limits, retention stops waiting: with 3300 batches
+/// written while the follower is down, the leader's log start passes
+/// everything the follower holds. Like a Kafka follower behind the leader's
+/// log start offset, the restarted follower starts its log again there and
+/// catches up (before, the leader sent a data-less snapshot and the replica
+/// failed). It is then a whole replica: with the leader SIGKILLed, it and
+/// the third node acknowledge new writes, and the new leader serves every
+/// record from its log start on, each at its own offset.
+#[test]
+fn a_follower_behind_retention_starts_at_the_log_start() {
+    run(
+        "a_follower_behind_retention_starts_at_the_log_start",
+        "mixed",
+        |c| {
+            let topic = "restarted";
+            let ctx = format!("[{}] {topic}", c.name);
+            let (leader, follower) =
+                follower_down_during_retention(c, topic, 3300, |at_kill, low| low > at_kill + 64);
+            c.kill9(leader);
+            c.note(&format!(
+                "node {leader} (the leader) down; node {follower} must serve"
+            ));
+            let (p, reports) =
+                producer_all(c, &[("enable.idempotence", "true"), ("linger.ms", "0")]);
+            let written = 1100 + 3300;
+            for id in written..written + 100 {
+                send(&p, topic, Some(0), id, &kib(topic, id));
             }
             p.flush(FLUSH_TIMEOUT).expect("flush");
-            acked_ids(&ctx, &reports, ids);
-        };
-        write(0..1100);
-        wait_until(&format!("{ctx}: a first retention pass"), DEADLINE, || {
+            acked_ids(&ctx, &reports, written..written + 100);
+            let (low, high) = watermarks(&c.bootstrap(), topic, 0);
+            assert_eq!(high, (written + 100) as i64, "{ctx}: log end offset");
+            let consumer = consumer(&c.bootstrap(), &[]);
+            assign(&consumer, topic, 0, Offset::Offset(low));
+            let mut next = low;
+            wait_until(&format!("{ctx}: read {low}..{high}"), DEADLINE, || {
+                while let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                    let m = m.map_err(|e| e.to_string())?;
+                    assert_eq!(m.offset(), next, "{ctx}: offsets are contiguous");
+                    assert_eq!(
+                        m.payload(),
+                        kib(topic, next as usize).value.as_deref(),
+                        "{ctx}: record at offset {next}"
+                    );
+                    next += 1;
+                }
+                if next == high {
+                    Ok(())
+                } else {
+                    Err(format!("read up to {next}"))
+                }
+            });
+        },
+    );
+}
+
+/// A one-record batch of 1 KiB, numbered `id`.
+fn kib(topic: &str, id: usize) -> Msg {
+    Msg {
+        key: None,
+        value: Some(format!("{topic}-{id}-{:>1010}", "").into_bytes()),
+        headers: vec![],
+        timestamp: None,
+    }
+}
+
+/// Creates `topic` (one partition, rf 3, 64 KiB segments, `retention.bytes`
+/// 1 MiB), writes 1100 acknowledged 1 KiB batches and waits for a retention
+/// pass; SIGKILLs a follower, writes `missed` more and waits until
+/// `retention_passed(log start at the kill, log start)`; restarts the
+/// follower and waits until its log and the leader's agree (retention trims
+/// each replica's start on its own, so the shorter must end the longer).
+/// Returns the leader and the follower.
+fn follower_down_during_retention(
+    c: &mut Cluster,
+    topic: &str,
+    missed: usize,
+    retention_passed: impl Fn(i64, i64) -> bool,
+) -> (u32, u32) {
+    let ctx = format!("[{}] {topic}", c.name);
+    let a = admin(&c.bootstrap());
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(3))
+        .set("segment.bytes", "65536")
+        .set("retention.bytes", "1048576");
+    let created = block_on(a.create_topics(&[new], &admin_opts())).expect("CreateTopics");
+    assert_eq!(created, vec![Ok(topic.to_string())], "{ctx}: create");
+    let leader = c.wait_leaders(topic, 1)[0];
+    let follower = c.other_than(leader);
+    let (p, reports) = producer_all(
+        c,
+        &[
+            ("enable.idempotence", "true"),
+            ("linger.ms", "0"),
+            ("batch.num.messages", "1"),
+        ],
+    );
+    let write = |ids: Range<usize>| {
+        for id in ids.clone() {
+            send(&p, topic, Some(0), id, &kib(topic, id));
+            p.poll(Duration::ZERO);
+        }
+        p.flush(FLUSH_TIMEOUT).expect("flush");
+        acked_ids(&ctx, &reports, ids);
+    };
+    write(0..1100);
+    wait_until(&format!("{ctx}: a first retention pass"), DEADLINE, || {
+        let (low, _) = watermarks(&c.bootstrap(), topic, 0);
+        if low > 0 {
+            Ok(())
+        } else {
+            Err(format!("log start {low}"))
+        }
+    });
+    let (_, at_kill) = watermarks(&c.bootstrap(), topic, 0);
+    c.kill9(follower);
+    write(1100..1100 + missed);
+    c.note(&format!(
+        "node {follower} down since offset {at_kill}; {missed} more acknowledged"
+    ));
+    wait_until(
+        &format!("{ctx}: the retention pass after the kill"),
+        DEADLINE,
+        || {
             let (low, _) = watermarks(&c.bootstrap(), topic, 0);
-            if low > 0 {
+            if retention_passed(at_kill, low) {
                 Ok(())
             } else {
                 Err(format!("log start {low}"))
             }
-        });
-        let (_, at_kill) = watermarks(&c.bootstrap(), topic, 0);
-        c.kill9(follower);
-        write(1100..2200);
-        c.note(&format!(
-            "node {follower} down since offset {at_kill}; 1100 more acknowledged"
-        ));
-        wait_until(
-            &format!("{ctx}: the retention pass after the kill"),
-            DEADLINE,
-            || {
-                let (low, _) = watermarks(&c.bootstrap(), topic, 0);
-                if low >= at_kill - 128 {
-                    Ok(())
-                } else {
-                    Err(format!("log start {low}"))
-                }
-            },
-        );
-        drop(p);
-        c.restart(follower);
-        // Retention trims each replica's start on its own, so the logs agree
-        // as a suffix: the shorter must end the longer.
-        let log =
-            |id: u32| -> Vec<u8> { c.log_files(id, topic, 0).into_values().flatten().collect() };
-        wait_until(
-            &format!("{ctx}: node {follower} caught up"),
-            DEADLINE,
-            || {
-                let (lead, back) = (log(leader), log(follower));
-                let (short, long) = if lead.len() < back.len() {
-                    (&lead, &back)
-                } else {
-                    (&back, &lead)
-                };
-                if !short.is_empty() && long.ends_with(short) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "leader holds {} bytes, node {follower} {}",
-                        lead.len(),
-                        back.len()
-                    ))
-                }
-            },
-        );
-    });
+        },
+    );
+    drop(p);
+    c.restart(follower);
+    let log = |id: u32| -> Vec<u8> { c.log_files(id, topic, 0).into_values().flatten().collect() };
+    wait_until(
+        &format!("{ctx}: node {follower} caught up"),
+        DEADLINE,
+        || {
+            let (lead, back) = (log(leader), log(follower));
+            let (short, long) = if lead.len() < back.len() {
+                (&lead, &back)
+            } else {
+                (&back, &lead)
+            };
+            if !short.is_empty() && long.ends_with(short) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "leader holds {} bytes, node {follower} {}",
+                    lead.len(),
+                    back.len()
+                ))
+            }
+        },
+    );
+    c.note(&format!("node {follower} caught up"));
+    (leader, follower)
 }
 
 /// A group commits offsets for partitions its coordinator holds no replica

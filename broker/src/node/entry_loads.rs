@@ -14,15 +14,20 @@
 //!
 //! A leader also asks its store's retention to keep what its slowest
 //! follower still needs ([`Node::publish_replica_holds`]), within twice the
-//! topic's retention limits: once retention deletes them, the follower can
-//! only be sent a snapshot, which fails its replica.
+//! topic's retention limits. Once retention has deleted them, the load is
+//! answered with where storage starts (`Event::LogStartLoaded`): the leader
+//! sends the follower a snapshot ending there, and the follower starts its
+//! log again at the leader's log start offset, as a Kafka follower does on
+//! `OFFSET_OUT_OF_RANGE` (see [`crate::log_start`]).
 
 use std::collections::BTreeMap;
 
 use proto_core::multiraft::{self, GroupId};
-use proto_core::raft::{self, Entry, LogIndex, NodeId, Term};
+use proto_core::raft::{self, Entry, LogId, LogIndex, NodeId, Term};
 
 use super::Node;
+use crate::log_start::LogStart;
+use crate::store::StoredEntries;
 
 /// Entry bytes loaded for one follower node per tick (of 100 ms by
 /// default): about 320 MiB/s of catch-up, half the 64 MiB peer queue each
@@ -115,20 +120,41 @@ impl Node {
                     later.push(load);
                     continue;
                 }
-                let Some((prev_term, entries)) = self.load(load) else {
+                let Some(stored) = self.load(load) else {
                     later.push(load);
                     continue;
                 };
-                let bytes: usize = entries.iter().map(Entry::size).sum();
-                *self.loads.spent.entry(load.to).or_default() += bytes;
-                self.raft_step(multiraft::Event::Group {
-                    group: load.group,
-                    event: raft::Event::EntriesLoaded {
+                let event = match stored {
+                    StoredEntries::From { prev_term, entries } => {
+                        let bytes: usize = entries.iter().map(Entry::size).sum();
+                        *self.loads.spent.entry(load.to).or_default() += bytes;
+                        raft::Event::EntriesLoaded {
+                            to: load.to,
+                            from: load.from,
+                            prev_term: prev_term.map(Term),
+                            entries,
+                        }
+                    }
+                    StoredEntries::StartsAfter {
+                        index,
+                        term,
+                        log_start_offset,
+                    } => raft::Event::LogStartLoaded {
                         to: load.to,
                         from: load.from,
-                        prev_term,
-                        entries,
+                        start: LogId {
+                            index: LogIndex(index),
+                            term: Term(term),
+                        },
+                        data: LogStart {
+                            next_offset: log_start_offset,
+                        }
+                        .encode(),
                     },
+                };
+                self.raft_step(multiraft::Event::Group {
+                    group: load.group,
+                    event,
                 });
             }
         }
@@ -136,18 +162,20 @@ impl Node {
         self.loads.answering = false;
     }
 
-    /// The stored term before `load.from` and the entries from it on (none
-    /// if the partition is gone or storage no longer holds them); `None` if
-    /// they could not be read, to try again next tick.
-    fn load(&self, load: EntryLoad) -> Option<(Option<Term>, Vec<Entry>)> {
+    /// What storage holds from `load.from` on (nothing if the partition is
+    /// gone); `None` if it could not be read, to try again next tick.
+    fn load(&self, load: EntryLoad) -> Option<StoredEntries> {
         let Some(p) = self.partitions.get(&load.group) else {
-            return Some((None, Vec::new()));
+            return Some(StoredEntries::From {
+                prev_term: None,
+                entries: Vec::new(),
+            });
         };
         match self
             .store
             .raft_entries(&p.tp, load.from.0, load.last.0, load.max_bytes)
         {
-            Ok((prev_term, entries)) => Some((prev_term.map(Term), entries)),
+            Ok(stored) => Some(stored),
             Err(error) => {
                 tracing::error!(tp = %p.tp, from = load.from.0, %error,
                     "cannot read Raft entries for a follower; trying again next tick");

@@ -33,9 +33,10 @@ use proto_core::group::CoordinatorConfig;
 use proto_core::multiraft::{self, Action, GroupId, MultiConfig, MultiRaft};
 use proto_core::producer::ProducerStates;
 use proto_core::raft::{
-    self, Config, Entry, LogIndex, NodeId, Payload, PersistWrite, Restored, Role,
+    self, Config, Entry, LogIndex, NodeId, Payload, PersistWrite, Restored, Role, Snapshot,
 };
 
+use crate::log_start::LogStart;
 use crate::protocol::{encode_response, Request, RequestHeader};
 use crate::store::{LogStore, TopicPartition};
 use fetch::ParkedFetch;
@@ -784,8 +785,8 @@ impl Node {
                 }
                 None
             }
-            Action::ApplySnapshot { group, .. } => {
-                self.snapshot_received(group);
+            Action::ApplySnapshot { group, snapshot } => {
+                self.snapshot_received(group, &snapshot);
                 None
             }
             Action::LoadEntries {
@@ -921,20 +922,31 @@ impl Node {
     }
 
     /// A partition's leader sent a snapshot: its segments no longer hold
-    /// entries this replica lacks (retention deleted them), so it could not
-    /// send them (see `entry_loads`). The snapshot carries no segment data,
-    /// so the replica now has a hole; it refuses writes rather than serve it.
-    fn snapshot_received(&mut self, group: GroupId) {
+    /// entries this replica lacks (retention deleted them; see
+    /// `entry_loads`). A [`LogStart`] snapshot starts the replica's log again
+    /// at the leader's log start offset (the store resets its log); any
+    /// other carries no segment data and would leave a hole, so the replica
+    /// refuses writes rather than serve it.
+    fn snapshot_received(&mut self, group: GroupId, snapshot: &Snapshot) {
         if group == cluster::METADATA_GROUP {
             tracing::error!("the metadata group received a snapshot, which it never sends");
             return;
         }
-        self.persist_failed(
-            group,
-            "the leader no longer stores entries this replica lacks (retention deleted \
-             them); the replica cannot catch up and refuses writes"
-                .to_string(),
-        );
+        let Some(start) = LogStart::decode(&snapshot.data) else {
+            return self.persist_failed(
+                group,
+                "the leader no longer stores entries this replica lacks (retention deleted \
+                 them); the replica cannot catch up and refuses writes"
+                    .to_string(),
+            );
+        };
+        if let Some(p) = self.partitions.get_mut(&group) {
+            p.next_offset = p.next_offset.max(start.next_offset);
+            p.high_watermark = p.high_watermark.max(start.next_offset);
+            // As after a restart, producer state is what the log holds.
+            p.producers = ProducerStates::new();
+        }
+        self.wake_fetches();
     }
 
     fn persist_failed(&mut self, group: GroupId, error: String) {

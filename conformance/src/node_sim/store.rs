@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use broker::store::{LogSettings, LogStore, TopicPartition};
+use broker::store::{LogSettings, LogStore, StoredEntries, TopicPartition};
 use bytes::{Bytes, BytesMut};
 use proto_core::multiraft::GroupId;
 use proto_core::raft::{Entry, HardState, Payload, PersistWrite, Restored, Snapshot};
@@ -390,10 +390,13 @@ impl LogStore for SimStore {
         from: u64,
         last: u64,
         max_bytes: usize,
-    ) -> io::Result<(Option<u64>, Vec<Entry>)> {
+    ) -> io::Result<StoredEntries> {
         let disk = lock(&self.0);
         let Some(log) = disk.logs.get(tp) else {
-            return Ok((None, Vec::new()));
+            return Ok(StoredEntries::From {
+                prev_term: None,
+                entries: Vec::new(),
+            });
         };
         let prev_term = log.entry(from.saturating_sub(1)).map(|e| e.entry.term.0);
         let mut out = Vec::new();
@@ -408,7 +411,10 @@ impl LogStore for SimStore {
             }
             out.push(stored.entry.clone());
         }
-        Ok((prev_term, out))
+        Ok(StoredEntries::From {
+            prev_term,
+            entries: out,
+        })
     }
 
     /// The model disk has no retention: nothing to hold.

@@ -3,8 +3,10 @@
 //!
 //! A partition's directory holds its segments, `<base offset, 20 digits>.log`
 //! with `.index`, `.timeindex` and `.raft` beside each, and `raft.meta`
-//! ([`RaftMetaStore`]). The Raft log is the partition log: see
-//! [`PartitionLog`].
+//! ([`RaftMetaStore`]). The `.raft` sidecar names the Raft index of the
+//! segment's first entry and the term of the one before, so the log knows
+//! the term before its first entry after retention or a reset. The Raft log
+//! is the partition log: see [`PartitionLog`].
 
 mod commit;
 mod journal;
