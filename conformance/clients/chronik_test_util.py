@@ -62,12 +62,16 @@ def expect(cond, msg):
 
 
 def wait_for(what, fn, timeout=DEADLINE_S):
+    """Polls `fn` until it returns something true; `what` (a string, or a
+    callable giving one at the timeout, for state worth seeing then) names
+    the condition in the timeout's message."""
     deadline = time.monotonic() + timeout
     while True:
         v = fn()
         if v:
             return v
         if time.monotonic() > deadline:
+            what = what() if callable(what) else what
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
 
