@@ -9,8 +9,9 @@
 //! - `partition_independence`: killing one partition's leader does not stop
 //!   the partitions other nodes lead from acknowledging.
 //! - `lifecycle`: a topic created through a node that must forward the request
-//!   to the controller, a consumer group whose commits survive a SIGKILL, and
-//!   a restarted node that catches up byte for byte.
+//!   to the controller, a consumer group whose commits survive a SIGKILL,
+//!   Metadata that leaves the dead node out of its brokers, and a restarted
+//!   node that is listed again and catches up byte for byte.
 //! - `minority_loss`: with two of three nodes down, acks=all is refused, not
 //!   falsely acknowledged; with one back, writes resume.
 //!
@@ -597,8 +598,10 @@ fn lifecycle(c: &mut Cluster) {
         &second,
         half..2 * half,
     );
+    c.wait_brokers_are_the_running_nodes();
 
     c.restart(controller);
+    c.wait_brokers_are_the_running_nodes();
     for partition in 0..partitions as usize {
         c.wait_logs_identical(topic, partition, &c.ids());
     }

@@ -1,6 +1,8 @@
 //! Metadata and DescribeCluster: who the brokers are and who leads what, and
 //! topic auto-creation.
 
+use std::collections::BTreeSet;
+
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -118,8 +120,12 @@ impl Node {
                 })
                 .collect(),
         };
+        let leaders: BTreeSet<i32> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.leader_id.0))
+            .collect();
         let brokers = self
-            .brokers()
+            .brokers(&leaders)
             .into_iter()
             .map(|b| {
                 MetadataResponseBroker::default()
@@ -149,9 +155,12 @@ impl Node {
             })
     }
 
-    /// Every broker clients may be sent to: this one alone, or every
-    /// registered broker of the cluster (this one always included).
-    fn brokers(&self) -> Vec<BrokerView> {
+    /// Every broker clients may be sent to: this one alone, or the cluster's
+    /// live brokers (this one always included). Like KRaft's alive brokers,
+    /// a fenced broker (down, or not caught up with the metadata log) is left
+    /// out, so clients do not pick it to bootstrap or refresh from, unless
+    /// it is in `leaders`: a partition leader must be resolvable.
+    fn brokers(&self, leaders: &BTreeSet<i32>) -> Vec<BrokerView> {
         let me = BrokerView {
             id: self.cfg.node_id,
             host: self.cfg.advertised_host.clone(),
@@ -165,6 +174,7 @@ impl Node {
             .image()
             .brokers()
             .filter(|b| b.id.0 != self.cfg.node_id)
+            .filter(|b| !b.fenced || leaders.contains(&b.id.0))
             .map(|b| BrokerView {
                 id: b.id.0,
                 host: b.kafka_host.clone(),
@@ -293,7 +303,7 @@ impl Node {
     /// authorized operations.
     pub(super) fn describe_cluster(&self, include_operations: bool) -> DescribeClusterResponse {
         let brokers = self
-            .brokers()
+            .brokers(&BTreeSet::new())
             .into_iter()
             .map(|b| {
                 DescribeClusterBroker::default()

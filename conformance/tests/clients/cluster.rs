@@ -275,6 +275,27 @@ impl Cluster {
         }
     }
 
+    /// Waits until every running node's Metadata lists exactly the running
+    /// nodes as brokers: a SIGKILLed node is fenced once it misses its
+    /// heartbeats and left out, and listed again once it is back.
+    pub fn wait_brokers_are_the_running_nodes(&self) {
+        let running: BTreeSet<u32> = self.running().into_iter().collect();
+        wait_until(
+            &format!("[{}] brokers listed: {running:?}", self.name),
+            FORM_DEADLINE,
+            || {
+                for &id in &running {
+                    let listed = self.metadata(id)?.brokers;
+                    if listed != running {
+                        return Err(format!("node {id} lists brokers {listed:?}"));
+                    }
+                }
+                Ok(())
+            },
+        );
+        self.note(&format!("Metadata lists brokers {running:?}"));
+    }
+
     /// Waits until the cluster has formed (see the module doc); returns the
     /// controller.
     pub fn wait_formed(&self) -> u32 {
