@@ -298,6 +298,7 @@ fn open_partition(
             reset_to_log_start(&mut log, s.meta.last, start)?;
         }
     }
+    clamp_marker_to_log(tp, &mut meta, &log);
     let from = meta
         .snapshot
         .as_ref()
@@ -329,6 +330,34 @@ fn open_partition(
         meta_store: Arc::new(RaftMetaStore::new(&dir)),
     };
     Ok((partition, restored))
+}
+
+/// A marker past the log's last entry can only come from a crash with
+/// `--fsync never` (the marker is synced, the entries were not). Raft would
+/// take the lost entries as held and never be sent them again, and the next
+/// append would not follow the log: the marker moves back to the log's end,
+/// so the leader sends what was lost.
+fn clamp_marker_to_log(tp: &TopicPartition, meta: &mut Meta, log: &PartitionLog) {
+    let Some(s) = &mut meta.snapshot else {
+        return;
+    };
+    let end = log.last_raft_index();
+    if s.meta.last.index.0 <= end {
+        return;
+    }
+    tracing::warn!(%tp, marker = s.meta.last.index.0, log_end = end,
+        "the snapshot marker is past the stored log (entries lost without fsync); \
+         starting from the log's end");
+    match log.term_at(end).filter(|_| end > 0) {
+        Some(term) => {
+            s.meta.last = LogId {
+                index: LogIndex(end),
+                term: Term(term),
+            };
+            s.data = Bytes::new();
+        }
+        None => meta.snapshot = None,
+    }
 }
 
 fn to_raft_entry(e: LogEntry) -> Result<Entry, String> {
@@ -766,6 +795,68 @@ mod tests {
         let restored = store.create(5, &tp, &settings()).unwrap();
         assert_eq!(restored.snapshot, Some(snapshot));
         assert_eq!(store.next_offset(&tp), 700);
+    }
+
+    #[test]
+    fn a_marker_past_the_log_moves_back_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = tp();
+        let pdir = partition_dir(dir.path(), &tp);
+        std::fs::create_dir_all(&pdir).unwrap();
+        // Entries 1..=12 were lost without fsync; the marker names 12.
+        let marker = |index| Meta {
+            hard_state: HardState::default(),
+            snapshot: Some(Snapshot {
+                meta: proto_core::raft::SnapshotMeta {
+                    last: LogId {
+                        index: LogIndex(index),
+                        term: Term(2),
+                    },
+                    membership: Default::default(),
+                },
+                data: Bytes::new(),
+            }),
+        };
+        RaftMetaStore::new(&pdir)
+            .store(&marker(12).encode())
+            .unwrap();
+        let (handle, _events) = io_sync::host::channel();
+        let (mut store, mut persister, _) =
+            DiskStore::open(dir.path(), true, handle.waker()).unwrap();
+        let restored = store.create(5, &tp, &settings()).unwrap();
+        assert_eq!(restored.snapshot, None, "an empty log: nothing is applied");
+        // Entries 1..=3 of term 2 are stored, the marker names 12 again.
+        let noop = |i| Entry {
+            index: LogIndex(i),
+            term: Term(2),
+            payload: Payload::Noop,
+        };
+        persister.submit(
+            GroupId(5),
+            &tp,
+            PersistWrite {
+                seq: 1,
+                hard_state: None,
+                snapshot: None,
+                entries: (1..=3).map(noop).collect(),
+                must_sync: true,
+            },
+        );
+        wait(&mut persister);
+        persister.shutdown();
+        drop((store, persister));
+        RaftMetaStore::new(&pdir)
+            .store(&marker(12).encode())
+            .unwrap();
+        let (handle, _events) = io_sync::host::channel();
+        let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
+        let restored = store.create(5, &tp, &settings()).unwrap();
+        assert_eq!(
+            restored.snapshot,
+            marker(3).snapshot,
+            "back to the log's end"
+        );
+        assert!(restored.entries.is_empty());
     }
 
     #[test]
