@@ -8,7 +8,9 @@
 //!   distinct live brokers spanning `min(rf, racks)` racks; without racks
 //!   replica counts stay within one of even; preferred leaders are as even
 //!   as the lists allow (no chain of hand-overs improves them), and with
-//!   racks no single allowed move evens replicas further;
+//!   racks no single allowed move evens replicas further; when every broker
+//!   holds every new partition, the topic's own leaders are within one of
+//!   even too;
 //! - rebalance: afterwards the rules hold again, replica counts within one
 //!   without racks (with racks, no single allowed move evens them
 //!   further), leaders as even as the lists allow; the moves respect the bounds (at least the departed
@@ -279,6 +281,22 @@ fn placement_keeps_the_rules() {
         }
         if racks == 1 && existing.is_empty() && spread(&leader_counts(&cluster, &all)) > 1 {
             return TestResult::error(format!("leaders uneven on a fresh cluster: {all:?}"));
+        }
+        // Every broker holds every new partition, so any leader will do: the
+        // topic's own leaders are within one of even, and the cluster's stay
+        // so if they were.
+        let existing_even = spread(&leader_counts(&cluster, &existing)) <= 1;
+        if rf as usize == cluster.len()
+            && existing_even
+            && spread(&leader_counts(&cluster, &placed)) > 1
+        {
+            return TestResult::error(format!("the topic's leaders are uneven: {placed:?}"));
+        }
+        if rf as usize == cluster.len()
+            && existing_even
+            && spread(&leader_counts(&cluster, &all)) > 1
+        {
+            return TestResult::error(format!("the cluster's leaders became uneven: {all:?}"));
         }
         TestResult::passed()
     }

@@ -37,17 +37,58 @@ pub(super) fn spread_leaders(cluster: &Cluster, load: &mut Load, parts: &mut Ass
             load.add_leader(to);
         }
     }
-    while let Some(chain) = improving_chain(cluster, load, parts) {
-        for (tp, to) in chain {
-            let Some(replicas) = parts.get_mut(&tp) else {
-                continue;
-            };
+    while let Some(chain) = improving_chain(cluster, load, parts, &|_, _| true) {
+        apply(chain, parts, &mut [load]);
+    }
+}
+
+/// Then evens out the leaders of one topic's new partitions `parts` among
+/// themselves, as far as the cluster-wide spread allows: a producer writing
+/// the topic evenly loads each broker by the partitions it leads there, and
+/// Kafka's round-robin placement gives every broker its share of a topic.
+/// A chain may move a leadership between brokers only if the cluster-wide
+/// spread stays within one, or within what it was when it was wider.
+pub(super) fn spread_topic_leaders(cluster: &Cluster, load: &mut Load, parts: &mut Assignment) {
+    let mut topic = Load::count(cluster, parts, 0);
+    loop {
+        let (min, max) = load.leader_extremes();
+        let bound = (max - min).max(1);
+        let cluster_load = &*load;
+        let keeps_cluster_spread = |from: BrokerId, to: BrokerId| {
+            let after = cluster_load.brokers().map(|b| {
+                let n = cluster_load.leaders(b);
+                if b == from {
+                    n - 1
+                } else if b == to {
+                    n + 1
+                } else {
+                    n
+                }
+            });
+            let (lo, hi) = after.fold((usize::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
+            hi - lo <= bound
+        };
+        let Some(chain) = improving_chain(cluster, &topic, parts, &keeps_cluster_spread) else {
+            return;
+        };
+        apply(chain, parts, &mut [load, &mut topic]);
+    }
+}
+
+/// Makes each step's broker its partition's preferred leader, counting the
+/// change in every one of `loads`.
+fn apply(chain: Vec<(TopicPartition, BrokerId)>, parts: &mut Assignment, loads: &mut [&mut Load]) {
+    for (tp, to) in chain {
+        let Some(replicas) = parts.get_mut(&tp) else {
+            continue;
+        };
+        for load in loads.iter_mut() {
             if let Some(from) = replicas.first().copied() {
                 load.remove_leader(from);
             }
-            make_first(replicas, to);
             load.add_leader(to);
         }
+        make_first(replicas, to);
     }
 }
 
@@ -60,12 +101,13 @@ fn make_first(replicas: &mut Vec<BrokerId>, to: BrokerId) {
 }
 
 /// The shortest chain from the broker leading the most to one leading at
-/// least two fewer, as (partition, its new leader) steps; `None` when the
-/// spread cannot improve.
+/// least two fewer that `allowed(from, to)`, as (partition, its new leader)
+/// steps; `None` when the spread cannot improve.
 fn improving_chain(
     cluster: &Cluster,
     load: &Load,
     parts: &Assignment,
+    allowed: &dyn Fn(BrokerId, BrokerId) -> bool,
 ) -> Option<Vec<(TopicPartition, BrokerId)>> {
     let (min, max) = load.leader_extremes();
     if max < min + 2 {
@@ -82,18 +124,19 @@ fn improving_chain(
     givers
         .into_iter()
         .take_while(|h| load.leaders(*h) >= min + 2)
-        .find_map(|h| chain_from(cluster, load, parts, &led, h))
+        .find_map(|h| chain_from(cluster, load, parts, &led, h, allowed))
 }
 
 /// Breadth-first search from `from` over "leads a partition that also has a
 /// replica on"; the first broker reached with the fewest leaderships (at
-/// least two below `from`'s) ends the chain.
+/// least two below `from`'s) that `allowed(from, it)` ends the chain.
 fn chain_from(
     cluster: &Cluster,
     load: &Load,
     parts: &Assignment,
     led: &BTreeMap<BrokerId, Vec<&TopicPartition>>,
     from: BrokerId,
+    allowed: &dyn Fn(BrokerId, BrokerId) -> bool,
 ) -> Option<Vec<(TopicPartition, BrokerId)>> {
     let mut parent: BTreeMap<BrokerId, (BrokerId, &TopicPartition)> = BTreeMap::new();
     let mut queue = VecDeque::from([from]);
@@ -108,6 +151,7 @@ fn chain_from(
                 queue.push_back(*y);
                 if load.leaders(*y) + 2 <= load.leaders(from)
                     && best.is_none_or(|b| load.leaders(*y) < load.leaders(b))
+                    && allowed(from, *y)
                 {
                     best = Some(*y);
                 }

@@ -17,7 +17,9 @@
 //!
 //! 1. A partition's replicas are distinct live brokers.
 //! 2. Replicas per broker are within one of even across the cluster, and so
-//!    are preferred leaders (a partition's first replica).
+//!    are preferred leaders (a partition's first replica). A new topic's own
+//!    preferred leaders are then spread as evenly as that allows
+//!    ([`place_partitions`]), as Kafka's round-robin placement spreads them.
 //! 3. A partition with `n` replicas spans `min(n, racks)` racks. Brokers
 //!    without a rack share one unnamed rack (KRaft's `StripedReplicaPlacer`),
 //!    so a cluster with no racks has no rack rule at all.

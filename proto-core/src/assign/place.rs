@@ -10,12 +10,13 @@
 //! preferred leaderships, then to the caller's seed order. The new
 //! partitions are then evened out and their leaders spread by the same
 //! passes [`rebalance`](super::rebalance) uses, existing partitions staying
-//! as they are.
+//! as they are; last, the topic's own leaders are spread as far as the
+//! cluster-wide spread allows, so every broker leads its share of the topic.
 
 use std::ops::Range;
 
 use super::even::even_out;
-use super::leaders::spread_leaders;
+use super::leaders::{spread_leaders, spread_topic_leaders};
 use super::load::Load;
 use super::{Assignment, Cluster, TopicPartition};
 use crate::metadata::BrokerId;
@@ -126,6 +127,7 @@ pub fn place_partitions(
     }
     even_out(cluster, &mut load, &mut placed, &Assignment::new());
     spread_leaders(cluster, &mut load, &mut placed);
+    spread_topic_leaders(cluster, &mut load, &mut placed);
     Ok(placed)
 }
 

@@ -334,3 +334,19 @@ fn leader_transfers_skip_partitions_that_cannot_transfer() {
         }]
     );
 }
+
+#[test]
+fn a_topic_gets_its_share_of_leaders_whatever_the_cluster_holds() {
+    let c = plain(&[1, 2, 3]);
+    let mut offsets = topic("__consumer_offsets", 50, 3);
+    offsets.seed = 353;
+    let existing = place(&c, &Assignment::new(), &offsets);
+    assert_eq!(counts(&c, &existing).1, vec![17, 16, 17]);
+    let mut req = topic("orders", 12, 3);
+    req.seed = 87;
+    let placed = place(&c, &existing, &req);
+    assert_eq!(counts(&c, &placed).1, vec![4, 4, 4], "{placed:?}");
+    let mut all = existing;
+    all.extend(placed);
+    assert_eq!(spread(&counts(&c, &all).1), 1, "the cluster stays even");
+}
