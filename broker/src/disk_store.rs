@@ -298,7 +298,7 @@ fn open_partition(
             reset_to_log_start(&mut log, s.meta.last, start)?;
         }
     }
-    clamp_marker_to_log(tp, &mut meta, &log);
+    clamp_marker_to_log(tp, &mut meta, &log)?;
     let from = meta
         .snapshot
         .as_ref()
@@ -336,19 +336,21 @@ fn open_partition(
 /// `--fsync never` (the marker is synced, the entries were not). Raft would
 /// take the lost entries as held and never be sent them again, and the next
 /// append would not follow the log: the marker moves back to the log's end,
-/// so the leader sends what was lost.
-fn clamp_marker_to_log(tp: &TopicPartition, meta: &mut Meta, log: &PartitionLog) {
+/// so the leader sends what was lost. An error if the log's end is not at
+/// the start and its term is unknown (an old sidecar): no marker then fits.
+fn clamp_marker_to_log(tp: &TopicPartition, meta: &mut Meta, log: &PartitionLog) -> io::Result<()> {
     let Some(s) = &mut meta.snapshot else {
-        return;
+        return Ok(());
     };
     let end = log.last_raft_index();
     if s.meta.last.index.0 <= end {
-        return;
+        return Ok(());
     }
     tracing::warn!(%tp, marker = s.meta.last.index.0, log_end = end,
         "the snapshot marker is past the stored log (entries lost without fsync); \
          starting from the log's end");
-    match log.term_at(end).filter(|_| end > 0) {
+    match log.term_at(end) {
+        _ if end == 0 => meta.snapshot = None,
         Some(term) => {
             s.meta.last = LogId {
                 index: LogIndex(end),
@@ -356,8 +358,18 @@ fn clamp_marker_to_log(tp: &TopicPartition, meta: &mut Meta, log: &PartitionLog)
             };
             s.data = Bytes::new();
         }
-        None => meta.snapshot = None,
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{tp}: the snapshot marker names Raft index {} past the log's end {end}, \
+                     whose term is unknown",
+                    s.meta.last.index.0
+                ),
+            ))
+        }
     }
+    Ok(())
 }
 
 fn to_raft_entry(e: LogEntry) -> Result<Entry, String> {

@@ -316,7 +316,16 @@ fn reset_starts_an_empty_log_anywhere() {
     assert_eq!((log.first_raft_index(), log.last_raft_index()), (100, 99));
     assert_eq!(log.term_at(99), Some(7), "the term before the reset point");
     assert_eq!((log.log_start_offset(), log.next_offset()), (5_000, 5_000));
-    append_data(&mut log, 3, 1, 0);
+    let older = LogEntry {
+        raft_index: 100,
+        term: 6,
+        payload: EntryPayload::Data(data_batch(5_000, 6, 1, 0)),
+    };
+    assert!(
+        log.append(&[older]).is_err(),
+        "a term below the one before the reset"
+    );
+    append_data(&mut log, 8, 1, 0);
     log.sync().unwrap();
     drop(log);
     let (log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
@@ -328,7 +337,7 @@ fn reset_starts_an_empty_log_anywhere() {
         ),
         (100, 100, 5_001)
     );
-    assert_eq!((log.term_at(99), log.term_at(100)), (Some(7), Some(3)));
+    assert_eq!((log.term_at(99), log.term_at(100)), (Some(7), Some(8)));
     assert!(!dir.path().join("00000000000000000000.log").exists());
 }
 

@@ -123,6 +123,7 @@ impl Node {
         let leaders: BTreeSet<i32> = topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(|p| p.leader_id.0))
+            .chain([self.controller_id()])
             .collect();
         let brokers = self
             .brokers(&leaders)
@@ -159,7 +160,8 @@ impl Node {
     /// live brokers (this one always included). Like KRaft's alive brokers,
     /// a fenced broker (down, or not caught up with the metadata log) is left
     /// out, so clients do not pick it to bootstrap or refresh from, unless
-    /// it is in `leaders`: a partition leader must be resolvable.
+    /// it is in `leaders`: a partition leader or the controller named in the
+    /// same answer must be resolvable.
     fn brokers(&self, leaders: &BTreeSet<i32>) -> Vec<BrokerView> {
         let me = BrokerView {
             id: self.cfg.node_id,
@@ -303,7 +305,7 @@ impl Node {
     /// authorized operations.
     pub(super) fn describe_cluster(&self, include_operations: bool) -> DescribeClusterResponse {
         let brokers = self
-            .brokers(&BTreeSet::new())
+            .brokers(&BTreeSet::from([self.controller_id()]))
             .into_iter()
             .map(|b| {
                 DescribeClusterBroker::default()

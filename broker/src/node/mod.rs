@@ -941,7 +941,7 @@ impl Node {
             );
         };
         if let Some(p) = self.partitions.get_mut(&group) {
-            p.next_offset = p.next_offset.max(start.next_offset);
+            p.next_offset = start.next_offset;
             p.high_watermark = p.high_watermark.max(start.next_offset);
             // As after a restart, producer state is what the log holds.
             p.producers = ProducerStates::new();

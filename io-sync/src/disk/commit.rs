@@ -193,15 +193,16 @@ fn round(mut jobs: Vec<WriteJob>, barrier: &mut RoundBarrier) {
     let mut failed: BTreeMap<usize, CommitError> = BTreeMap::new();
     let mut failed_logs: BTreeMap<usize, SharedLog> = BTreeMap::new();
     for job in &mut jobs {
-        let before = match job.before.take() {
-            Some(f) => f().map_err(|e| CommitError::Meta(Arc::new(e))),
-            None => Ok(()),
-        };
         // Completions count cumulatively per log: once a job of this round
-        // failed, no later job of its log may succeed and vouch for it.
+        // failed, no later job of its log may succeed and vouch for it, nor
+        // do its `before` work (a marker that resets the log).
         let r = match failed.get(&key(&job.log)) {
             Some(earlier) => Err(earlier.clone()),
-            None => before.and_then(|()| match job.log.lock() {
+            None => match job.before.take() {
+                Some(f) => f().map_err(|e| CommitError::Meta(Arc::new(e))),
+                None => Ok(()),
+            }
+            .and_then(|()| match job.log.lock() {
                 Ok(mut log) => log
                     .append(&job.entries)
                     .map_err(|e| CommitError::Write(Arc::new(e))),

@@ -189,8 +189,14 @@ impl PartitionLog {
         self.segments.iter().map(|s| s.size).sum()
     }
 
+    /// The last stored entry's term, or the one before the log's first
+    /// entry when it is empty (0 if unknown).
     fn last_term(&self) -> u64 {
-        self.terms.last().map_or(0, |&(_, t)| t)
+        self.terms
+            .last()
+            .map(|&(_, t)| t)
+            .or(self.segments[0].prev_term)
+            .unwrap_or(0)
     }
 
     fn check_ok(&self) -> Result<(), LogError> {

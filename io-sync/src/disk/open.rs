@@ -186,6 +186,7 @@ impl PartitionLog {
                     },
                 )?;
                 seg.prev_term = prev_term;
+                seg.sidecar_dirty = true;
                 report.sidecars_rewritten += 1;
                 seg.base_raft_index = raft;
                 changed = true;

@@ -145,7 +145,7 @@ pub(super) struct Segment {
     /// The index files were written since the last fsync.
     indexes_dirty: bool,
     /// The sidecar was written since the last fsync.
-    sidecar_dirty: bool,
+    pub(super) sidecar_dirty: bool,
     pending: Vec<u8>,
     pending_offsets: usize,
     pending_times: usize,
