@@ -172,6 +172,19 @@ impl IsrTracker {
         std::mem::take(&mut self.actions)
     }
 
+    /// Whether no event can change anything while the inputs stay as they
+    /// are: this node leads with every replica in the recorded ISR, no change
+    /// pending, and the log end and high watermark it last saw are
+    /// `log_end` and `hw`. With every follower's match at `log_end` too, a
+    /// driver may stop feeding the tracker until an input moves: a
+    /// follower's lag is measured from when the log grew past its match
+    /// (the history), not from the last poll, so the pause costs nothing.
+    pub fn is_settled(&self, log_end: LogIndex, hw: LogIndex) -> bool {
+        self.leading.as_ref().is_some_and(|l| {
+            l.pending.is_none() && l.recorded == l.replicas && l.log_end == log_end && l.hw == hw
+        })
+    }
+
     /// Whether this node leads the partition.
     pub fn is_leader(&self) -> bool {
         self.leading.is_some()

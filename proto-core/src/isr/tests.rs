@@ -124,6 +124,40 @@ fn a_follower_at_the_log_end_of_an_idle_partition_stays_in() {
 }
 
 #[test]
+fn a_settled_partition_needs_no_polls_until_an_input_moves() {
+    let mut t = leader();
+    hw(&mut t, 10);
+    progress(&mut t, 2, 10, 100);
+    progress(&mut t, 3, 10, 100);
+    assert!(t.is_settled(LogIndex(10), LogIndex(10)));
+    assert!(!t.is_settled(LogIndex(11), LogIndex(10)), "the log grew");
+    assert!(
+        !t.is_settled(LogIndex(10), LogIndex(9)),
+        "another high watermark"
+    );
+    // No polls for a long while; then the log grows and 3 stops answering.
+    let later = 50 * LAG;
+    append(&mut t, 20, later);
+    progress(&mut t, 2, 20, later + 10);
+    assert!(
+        tick(&mut t, later + LAG).is_empty(),
+        "3 was caught up until the log grew"
+    );
+    assert_eq!(
+        changes(&tick(&mut t, later + LAG + 1)),
+        vec![IsrChange::Shrink {
+            replica: NodeId(3),
+            lag_ms: LAG + 1
+        }]
+    );
+    assert!(
+        !t.is_settled(LogIndex(20), LogIndex(10)),
+        "a change pending"
+    );
+    assert!(!leader_with(&[1, 2, 3], &[1, 2]).is_settled(LogIndex(10), LogIndex(0)));
+}
+
+#[test]
 fn a_follower_one_append_behind_under_constant_load_stays_in() {
     let mut t = leader();
     for i in 1..200u64 {
