@@ -40,6 +40,11 @@ const PREFERRED_LEADER_TICKS: u64 = 100;
 /// Leadership transfers one check may start: a returning node takes its
 /// partitions back gradually, not all in one burst of elections.
 const TRANSFERS_PER_CHECK: usize = 64;
+/// Ticks between checks while the last one found more to hand back than it
+/// could: after thousands of partitions were created at once on a busy
+/// cluster, most may be led by whichever replica's timer fired first, and
+/// 64 per 10 s would leave a node without its share for minutes.
+const BACKLOG_CHECK_TICKS: u64 = 10;
 
 /// A led partition's ISR bookkeeping.
 #[derive(Debug)]
@@ -202,7 +207,13 @@ impl Node {
     /// partition the returning node used to lead (Kafka's
     /// `auto.leader.rebalance.enable`).
     pub(in crate::node) fn preferred_leader_tick(&mut self) {
-        if !self.raft.ticks().is_multiple_of(PREFERRED_LEADER_TICKS) {
+        let backlog = self.cluster.as_ref().is_some_and(|c| c.transfer_backlog);
+        let every = if backlog {
+            BACKLOG_CHECK_TICKS
+        } else {
+            PREFERRED_LEADER_TICKS
+        };
+        if !self.raft.ticks().is_multiple_of(every) {
             return;
         }
         let me = self.me();
@@ -227,6 +238,9 @@ impl Node {
             {
                 transfers.push((*group, preferred));
             }
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.transfer_backlog = transfers.len() >= TRANSFERS_PER_CHECK;
         }
         for (group, to) in transfers {
             tracing::debug!(%group, %to, "handing leadership back to the preferred replica");

@@ -150,6 +150,8 @@ pub(super) struct Cluster {
     /// New partitions this node is the preferred leader of and has not led
     /// yet, with the campaigns left to start (see [`FIRST_CAMPAIGN_RETRIES`]).
     first_campaigns: BTreeMap<GroupId, u32>,
+    /// The last preferred-leader check left partitions to hand back.
+    transfer_backlog: bool,
 }
 
 impl Cluster {
@@ -170,6 +172,7 @@ impl Cluster {
             ids_requested: None,
             offsets_requested: false,
             first_campaigns: BTreeMap::new(),
+            transfer_backlog: false,
         }
     }
 

@@ -2,8 +2,11 @@
 //! nothing.
 //!
 //! One CreateTopics of `partitions` partitions (replication factor `rf`),
-//! then Metadata polled until every partition has a leader, then a settle
-//! time (elections, ISR reports and the first quiescing are over), then each
+//! then Metadata polled until every partition has a leader, then until the
+//! preferred leaders (first replicas) lead nearly all of them (the nodes hand
+//! leadership back in batches; measuring during that would measure
+//! elections), then a settle time (ISR reports and the first quiescing are
+//! over), then each
 //! node's CPU time (`utime + stime` of `/proc/<pid>/stat`) read at the start
 //! and the end of a window with no client talking to the cluster.
 
@@ -18,6 +21,11 @@ use crate::cluster::topics::{self, Admin};
 
 /// The topic holding the idle partitions.
 pub const TOPIC: &str = "idle";
+/// The share of partitions led by their preferred replica the balance wait
+/// ends at.
+pub const PREFERRED_SHARE: f64 = 0.99;
+/// How long the balance wait goes on without the count growing.
+const BALANCE_STALL: Duration = Duration::from_secs(15);
 
 /// How the idle measurement runs.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +73,12 @@ pub struct IdleReport {
     pub all_led_after: Option<Duration>,
     /// Partitions with a leader when the waiting ended.
     pub led: usize,
+    /// From the CreateTopics request until [`PREFERRED_SHARE`] of the
+    /// partitions were led by their preferred replica; `None` if the count
+    /// stopped growing first.
+    pub preferred_after: Option<Duration>,
+    /// Partitions led by their preferred replica when that waiting ended.
+    pub preferred_led: usize,
     pub nodes: Vec<IdleNode>,
     /// Why the measurement is incomplete, if it is.
     pub error: Option<String>,
@@ -77,6 +91,51 @@ impl IdleReport {
             .iter()
             .filter_map(|n| n.cpu_pct)
             .max_by(f64::total_cmp)
+    }
+}
+
+/// Polls Metadata until [`PREFERRED_SHARE`] of the partitions are led by
+/// their first replica, the count has not grown for [`BALANCE_STALL`], or
+/// the led deadline passed; returns each partition's leader at the end.
+fn wait_for_preferred_leaders(
+    cluster: &mut LocalCluster,
+    admin: &Admin,
+    plan: IdlePlan,
+    asked: Instant,
+    report: &mut IdleReport,
+    progress: &mut Progress,
+) -> Vec<i32> {
+    let want = (f64::from(plan.partitions) * PREFERRED_SHARE).ceil() as usize;
+    let mut leaders = Vec::new();
+    let mut best = (0, Instant::now());
+    loop {
+        if let Ok((parts, _)) = topics::partitions(admin, TOPIC) {
+            leaders = parts.iter().filter_map(|p| p.leader).collect();
+            report.preferred_led = parts
+                .iter()
+                .filter(|p| p.leader.is_some() && p.leader == p.replicas.first().copied())
+                .count();
+            if report.preferred_led >= want {
+                report.preferred_after = Some(asked.elapsed());
+                return leaders;
+            }
+            if report.preferred_led > best.0 {
+                best = (report.preferred_led, Instant::now());
+            }
+        }
+        if best.1.elapsed() > BALANCE_STALL
+            || asked.elapsed() > plan.led_deadline
+            || cluster.check_running().is_err()
+        {
+            return leaders;
+        }
+        progress.status_now(&format!(
+            "{} of {} partitions led by their preferred replica after {:.0} s",
+            report.preferred_led,
+            plan.partitions,
+            asked.elapsed().as_secs_f64()
+        ));
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
@@ -151,6 +210,10 @@ pub fn run(cluster: &mut LocalCluster, admin: Admin, plan: IdlePlan, tag: &str) 
             asked.elapsed().as_secs_f64()
         ));
         std::thread::sleep(Duration::from_secs(1));
+    }
+    if report.error.is_none() {
+        leaders =
+            wait_for_preferred_leaders(cluster, &admin, plan, asked, &mut report, &mut progress);
     }
     drop(admin);
 

@@ -202,8 +202,19 @@ pub fn idle_line(r: &IdleReport, plan: IdlePlan) -> String {
         Some(d) => format!("all led after {:.1} s", d.as_secs_f64()),
         None => format!("{} of {} led", r.led, plan.partitions),
     };
+    let preferred = match r.preferred_after {
+        Some(d) => format!(
+            ", {} by their preferred replica after {:.1} s",
+            r.preferred_led,
+            d.as_secs_f64()
+        ),
+        None => format!(
+            ", {} by their preferred replica when that stopped growing",
+            r.preferred_led
+        ),
+    };
     format!(
-        "{} partitions rf {}: {create}, {led}; idle CPU over {} s: {} % of a core per node",
+        "{} partitions rf {}: {create}, {led}{preferred}; idle CPU over {} s: {} % of a core per node",
         plan.partitions,
         plan.rf,
         plan.window.as_secs(),
@@ -265,6 +276,8 @@ pub fn idle_json(r: &IdleReport, plan: IdlePlan) -> serde_json::Value {
         "create_error": r.create.as_ref().and_then(|c| c.as_ref().err()),
         "all_led_after_s": r.all_led_after.map(|d| d.as_secs_f64()),
         "partitions_led": r.led,
+        "preferred_led_after_s": r.preferred_after.map(|d| d.as_secs_f64()),
+        "partitions_led_by_preferred": r.preferred_led,
         "nodes": r.nodes.iter().map(|n| serde_json::json!({
             "node": n.id.0,
             "cpu_pct_of_core": n.cpu_pct.and_then(finite),
