@@ -42,14 +42,23 @@ pub(super) fn spread_leaders(cluster: &Cluster, load: &mut Load, parts: &mut Ass
     }
 }
 
-/// Then evens out the leaders of one topic's new partitions `parts` among
-/// themselves, as far as the cluster-wide spread allows: a producer writing
+/// Then evens out the leaders of one topic's new partitions `parts`, counted
+/// with its `siblings` (the partitions it had before CreatePartitions, which
+/// stay as they are), as far as the cluster-wide spread allows: a producer writing
 /// the topic evenly loads each broker by the partitions it leads there, and
 /// Kafka's round-robin placement gives every broker its share of a topic.
 /// A chain may move a leadership between brokers only if the cluster-wide
 /// spread stays within one, or within what it was when it was wider.
-pub(super) fn spread_topic_leaders(cluster: &Cluster, load: &mut Load, parts: &mut Assignment) {
+pub(super) fn spread_topic_leaders(
+    cluster: &Cluster,
+    load: &mut Load,
+    parts: &mut Assignment,
+    siblings: &Assignment,
+) {
     let mut topic = Load::count(cluster, parts, 0);
+    for replicas in siblings.values() {
+        topic.add_partition(replicas);
+    }
     loop {
         let (min, max) = load.leader_extremes();
         let bound = (max - min).max(1);

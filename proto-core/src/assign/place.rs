@@ -127,7 +127,12 @@ pub fn place_partitions(
     }
     even_out(cluster, &mut load, &mut placed, &Assignment::new());
     spread_leaders(cluster, &mut load, &mut placed);
-    spread_topic_leaders(cluster, &mut load, &mut placed);
+    let siblings: Assignment = existing
+        .iter()
+        .filter(|(tp, _)| tp.topic == request.topic)
+        .map(|(tp, r)| (tp.clone(), r.clone()))
+        .collect();
+    spread_topic_leaders(cluster, &mut load, &mut placed, &siblings);
     Ok(placed)
 }
 

@@ -138,6 +138,33 @@ fn create_partitions_places_only_the_new_indexes() {
 }
 
 #[test]
+fn create_partitions_spreads_the_whole_topics_leaders() {
+    let c = plain(&[1, 2, 3]);
+    let existing: Assignment = [
+        (tp("t", 0), ids(&[1, 2, 3])),
+        (tp("other", 0), ids(&[2, 3, 1])),
+        (tp("other", 1), ids(&[3, 1, 2])),
+    ]
+    .into_iter()
+    .collect();
+    for seed in 0..6 {
+        let mut more = topic("t", 6, 3);
+        more.partitions = 1..6;
+        more.seed = seed;
+        let new = place(&c, &existing, &more);
+        let mut all = existing.clone();
+        all.extend(new);
+        let t: Assignment = all
+            .iter()
+            .filter(|(k, _)| k.topic == "t")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(counts(&c, &t).1, vec![2, 2, 2], "seed {seed}: {t:?}");
+        assert!(spread(&counts(&c, &all).1) <= 1, "the cluster stays even");
+    }
+}
+
+#[test]
 fn the_seed_rotates_the_start_like_kafkas_random_start_index() {
     let c = plain(&[1, 2, 3]);
     let first = |seed| {
