@@ -717,34 +717,71 @@ mod tests {
         }
     }
 
-    /// Opens a store under `dir`, creates [`tp`] as group 5 and persists one
-    /// write of `hard_state` and `snapshot`; returns the store and persister
-    /// once it is done.
-    fn persist_once(
-        dir: &Path,
+    /// A write of sequence 1 that must be synced.
+    fn write(
         hard_state: Option<HardState>,
         snapshot: Option<Snapshot>,
-    ) -> (DiskStore, Persister) {
+        entries: Vec<Entry>,
+    ) -> PersistWrite {
+        PersistWrite {
+            seq: 1,
+            hard_state,
+            snapshot,
+            entries,
+            must_sync: true,
+        }
+    }
+
+    /// Opens a store under `dir` and creates [`tp`] as group 5, as a
+    /// restart does: the store, its persister and what it recovered.
+    fn open(dir: &Path) -> (DiskStore, Persister, Restored) {
         let (handle, _events) = io_sync::host::channel();
-        let (mut store, mut persister, _) = DiskStore::open(dir, true, handle.waker()).unwrap();
-        store.create(5, &tp(), &settings()).unwrap();
-        persister.submit(
-            GroupId(5),
-            &tp(),
-            PersistWrite {
-                seq: 1,
-                hard_state,
-                snapshot,
-                entries: Vec::new(),
-                must_sync: true,
-            },
-        );
+        let (mut store, persister, _) = DiskStore::open(dir, true, handle.waker()).unwrap();
+        let restored = store.create(5, &tp(), &settings()).unwrap();
+        (store, persister, restored)
+    }
+
+    /// Opens the store under `dir` and persists `write` for [`tp`]; returns
+    /// the store and persister once it is done.
+    fn persist_once(dir: &Path, write: PersistWrite) -> (DiskStore, Persister) {
+        let (store, mut persister, _) = open(dir);
+        persister.submit(GroupId(5), &tp(), write);
         let done = wait(&mut persister);
         assert!(
             matches!(done.as_slice(), [Input::Persisted { seq: 1, .. }]),
             "{done:?}"
         );
+        persister.shutdown();
         (store, persister)
+    }
+
+    fn snapshot_at(index: u64, term: u64, data: Bytes) -> Snapshot {
+        Snapshot {
+            meta: proto_core::raft::SnapshotMeta {
+                last: LogId {
+                    index: LogIndex(index),
+                    term: Term(term),
+                },
+                membership: Default::default(),
+            },
+            data,
+        }
+    }
+
+    fn log_start_snapshot(index: u64, term: u64, next_offset: i64) -> Snapshot {
+        snapshot_at(index, term, LogStart { next_offset }.encode())
+    }
+
+    /// Leaves `snapshot` as [`tp`]'s marker in `raft.meta` under `root`, as a
+    /// crash right after the marker write would.
+    fn leave_marker(root: &Path, snapshot: Snapshot) {
+        let dir = partition_dir(root, &tp());
+        std::fs::create_dir_all(&dir).unwrap();
+        let meta = Meta {
+            hard_state: HardState::default(),
+            snapshot: Some(snapshot),
+        };
+        RaftMetaStore::new(&dir).store(&meta.encode()).unwrap();
     }
 
     #[test]
@@ -756,10 +793,11 @@ mod tests {
             vote: Some(NodeId(2)),
             ..HardState::default()
         };
-        persist_once(dir.path(), Some(voted), None).1.shutdown();
-        let (handle, _events) = io_sync::host::channel();
-        let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
-        let restored = store.create(5, &tp, &settings()).unwrap();
+        drop(persist_once(
+            dir.path(),
+            write(Some(voted), None, Vec::new()),
+        ));
+        let (mut store, _persister, restored) = open(dir.path());
         assert_eq!(restored.hard_state.term, Term(3));
         assert_eq!(restored.hard_state.vote, Some(NodeId(2)));
         // Another group's log in the same place starts from nothing.
@@ -767,44 +805,28 @@ mod tests {
         assert_eq!(other.hard_state.term, Term(0));
     }
 
-    fn log_start_snapshot(index: u64, term: u64, next_offset: i64) -> Snapshot {
-        Snapshot {
-            meta: proto_core::raft::SnapshotMeta {
-                last: LogId {
-                    index: LogIndex(index),
-                    term: Term(term),
-                },
-                membership: Default::default(),
-            },
-            data: LogStart { next_offset }.encode(),
-        }
-    }
-
     #[test]
     fn a_log_start_snapshot_starts_the_log_again_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let tp = tp();
         let snapshot = log_start_snapshot(40, 3, 700);
-        {
-            let (store, mut persister) = persist_once(dir.path(), None, Some(snapshot.clone()));
-            assert_eq!(
-                (store.log_start_offset(&tp), store.next_offset(&tp)),
-                (700, 700)
-            );
-            assert_eq!(
-                store.raft_entries(&tp, 2, 50, 1 << 20).unwrap(),
-                StoredEntries::StartsAfter {
-                    index: 40,
-                    term: 3,
-                    log_start_offset: 700
-                },
-                "what it sends a follower further behind in turn"
-            );
-            persister.shutdown();
-        }
-        let (handle, _events) = io_sync::host::channel();
-        let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
-        let restored = store.create(5, &tp, &settings()).unwrap();
+        let (store, persister) =
+            persist_once(dir.path(), write(None, Some(snapshot.clone()), Vec::new()));
+        assert_eq!(
+            (store.log_start_offset(&tp), store.next_offset(&tp)),
+            (700, 700)
+        );
+        assert_eq!(
+            store.raft_entries(&tp, 2, 50, 1 << 20).unwrap(),
+            StoredEntries::StartsAfter {
+                index: 40,
+                term: 3,
+                log_start_offset: 700
+            },
+            "what it sends a follower further behind in turn"
+        );
+        drop((store, persister));
+        let (store, _persister, restored) = open(dir.path());
         assert_eq!(restored.snapshot, Some(snapshot));
         assert_eq!(store.next_offset(&tp), 700);
     }
@@ -812,30 +834,9 @@ mod tests {
     #[test]
     fn a_marker_past_the_log_moves_back_to_its_end() {
         let dir = tempfile::tempdir().unwrap();
-        let tp = tp();
-        let pdir = partition_dir(dir.path(), &tp);
-        std::fs::create_dir_all(&pdir).unwrap();
         // Entries 1..=12 were lost without fsync; the marker names 12.
-        let marker = |index| Meta {
-            hard_state: HardState::default(),
-            snapshot: Some(Snapshot {
-                meta: proto_core::raft::SnapshotMeta {
-                    last: LogId {
-                        index: LogIndex(index),
-                        term: Term(2),
-                    },
-                    membership: Default::default(),
-                },
-                data: Bytes::new(),
-            }),
-        };
-        RaftMetaStore::new(&pdir)
-            .store(&marker(12).encode())
-            .unwrap();
-        let (handle, _events) = io_sync::host::channel();
-        let (mut store, mut persister, _) =
-            DiskStore::open(dir.path(), true, handle.waker()).unwrap();
-        let restored = store.create(5, &tp, &settings()).unwrap();
+        leave_marker(dir.path(), snapshot_at(12, 2, Bytes::new()));
+        let (_, _, restored) = open(dir.path());
         assert_eq!(restored.snapshot, None, "an empty log: nothing is applied");
         // Entries 1..=3 of term 2 are stored, the marker names 12 again.
         let noop = |i| Entry {
@@ -843,29 +844,15 @@ mod tests {
             term: Term(2),
             payload: Payload::Noop,
         };
-        persister.submit(
-            GroupId(5),
-            &tp,
-            PersistWrite {
-                seq: 1,
-                hard_state: None,
-                snapshot: None,
-                entries: (1..=3).map(noop).collect(),
-                must_sync: true,
-            },
-        );
-        wait(&mut persister);
-        persister.shutdown();
-        drop((store, persister));
-        RaftMetaStore::new(&pdir)
-            .store(&marker(12).encode())
-            .unwrap();
-        let (handle, _events) = io_sync::host::channel();
-        let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
-        let restored = store.create(5, &tp, &settings()).unwrap();
+        drop(persist_once(
+            dir.path(),
+            write(None, None, (1..=3).map(noop).collect()),
+        ));
+        leave_marker(dir.path(), snapshot_at(12, 2, Bytes::new()));
+        let (_, _, restored) = open(dir.path());
         assert_eq!(
             restored.snapshot,
-            marker(3).snapshot,
+            Some(snapshot_at(3, 2, Bytes::new())),
             "back to the log's end"
         );
         assert!(restored.entries.is_empty());
@@ -876,17 +863,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tp = tp();
         // A crash after the marker was written and before the log was reset.
-        let pdir = partition_dir(dir.path(), &tp);
-        std::fs::create_dir_all(&pdir).unwrap();
-        let meta = Meta {
-            hard_state: HardState::default(),
-            snapshot: Some(log_start_snapshot(9, 2, 30)),
-        };
-        RaftMetaStore::new(&pdir).store(&meta.encode()).unwrap();
-        let (handle, _events) = io_sync::host::channel();
-        let (mut store, _persister, _) = DiskStore::open(dir.path(), true, handle.waker()).unwrap();
-        let restored = store.create(5, &tp, &settings()).unwrap();
-        assert_eq!(restored.snapshot, meta.snapshot);
+        let snapshot = log_start_snapshot(9, 2, 30);
+        leave_marker(dir.path(), snapshot.clone());
+        let (store, _persister, restored) = open(dir.path());
+        assert_eq!(restored.snapshot, Some(snapshot));
         assert_eq!(
             (store.log_start_offset(&tp), store.next_offset(&tp)),
             (30, 30)

@@ -211,6 +211,29 @@ impl Raft {
         false
     }
 
+    /// Takes the answer to `to`'s outstanding load from `from`: whether it
+    /// is still wanted. A stale answer (not the leader, another load, or
+    /// progress that moved meanwhile, after a rejection or a state change)
+    /// is dropped, and in the last case replication goes on from the new
+    /// `next`.
+    fn take_load_answer(&mut self, to: NodeId, from: LogIndex) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return false;
+        };
+        if pr.loading != Some(from) {
+            return false;
+        }
+        pr.loading = None;
+        if pr.next != from {
+            self.maybe_send_append(to);
+            return false;
+        }
+        true
+    }
+
     /// Sends what storage loaded for `to` (see [`Raft::send_compacted`]), then
     /// goes on replicating. Entries past the compaction point (storage was
     /// asked for none) are dropped: the in-memory log sends those.
@@ -221,19 +244,7 @@ impl Raft {
         prev_term: Option<Term>,
         entries: Vec<Entry>,
     ) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let Some(pr) = self.progress.get_mut(&to) else {
-            return;
-        };
-        if pr.loading != Some(from) {
-            return;
-        }
-        pr.loading = None;
-        if pr.next != from {
-            // Progress moved while loading (a rejection, a state change).
-            self.maybe_send_append(to);
+        if !self.take_load_answer(to, from) {
             return;
         }
         let prev_index = from.prev();
@@ -525,18 +536,7 @@ impl Raft {
         start: LogId,
         data: Bytes,
     ) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let Some(pr) = self.progress.get_mut(&to) else {
-            return;
-        };
-        if pr.loading != Some(from) {
-            return;
-        }
-        pr.loading = None;
-        if pr.next != from {
-            self.maybe_send_append(to);
+        if !self.take_load_answer(to, from) {
             return;
         }
         let snapshot_last = self.log.snapshot_last();

@@ -25,7 +25,7 @@ pub const TOPIC: &str = "idle";
 /// ends at.
 pub const PREFERRED_SHARE: f64 = 0.99;
 /// How long the balance wait goes on without the count growing.
-const BALANCE_STALL: Duration = Duration::from_secs(15);
+const BALANCE_STALL: Duration = Duration::from_secs(60);
 
 /// How the idle measurement runs.
 #[derive(Clone, Copy, Debug)]
